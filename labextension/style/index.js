@@ -1,0 +1,2 @@
+/* Entry point for JupyterLab's style loader. */
+import './base.css';
