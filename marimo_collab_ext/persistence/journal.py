@@ -1,0 +1,389 @@
+"""Crash journal of a room: every acknowledged edit is on disk before it is acknowledged.
+
+One SQLite file per room (WAL mode). Payloads are opaque JSON: the room owns their meaning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Authorship",
+    "Journal",
+    "JournalEntry",
+    "JournalState",
+    "PendingEntry",
+]
+
+LOG = logging.getLogger(__name__)
+FORMAT = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    username TEXT,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS authorship (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    username TEXT,
+    at REAL NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS authorship_cell ON authorship (cell_id, version);
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One journaled record, in the order it was acknowledged.
+
+    `seq` grows across the life of the file; `at` is a Unix time in seconds.
+    """
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    username: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """What a restarted server replays: the last snapshot, then the entries after it.
+
+    `epoch` is the session epoch the snapshot and entries belong to.
+    """
+
+    epoch: str
+    snapshot: dict[str, Any]
+    entries: list[JournalEntry]
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """An entry to append; `cell_id`/`version`/`size` also record authorship.
+
+    `size` is the update's size in UTF-16 units, as the room measures it.
+    """
+
+    kind: str
+    payload: dict[str, Any]
+    username: str | None = None
+    cell_id: str | None = None
+    version: int | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Authorship:
+    """Who made a cell's update `version`, when, and how big it was.
+
+    Kept when entries are compacted, so history with authorship can be shown later.
+    """
+
+    epoch: str
+    cell_id: str
+    version: int
+    username: str | None
+    at: float
+    size: int
+
+
+class Journal:
+    """The crash journal of one room (one notebook), stored in one SQLite file.
+
+    Thread-safe; each call is one transaction, committed before it returns.
+    """
+
+    def __init__(self, path: Path, room_key: str, fsync: bool) -> None:
+        self.path = path
+        self.room_key = room_key
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._connect()
+
+    @classmethod
+    def open(cls, directory: Path, room_key: str, *, fsync: bool = False) -> Journal:
+        """Open (creating if needed) the journal of `room_key` in `directory`.
+
+        fsync=False survives a kill of the process; fsync=True also a power loss.
+        """
+        directory = Path(directory)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(directory / journal_filename(room_key), room_key, fsync)
+
+    def load(self) -> JournalState | None:
+        """The journaled state to replay, or None when there is none to trust.
+
+        A corrupt file is moved aside (never deleted), logged, and replaced by an empty one.
+        """
+        try:
+            with self._locked() as conn:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if "epoch" not in meta:
+                    return None
+                if meta.get("room_key") != self.room_key:
+                    LOG.warning("journal %s belongs to another room; ignoring it", self.path)
+                    return None
+                rows = conn.execute(
+                    "SELECT seq, kind, payload, username, at FROM entries ORDER BY seq"
+                ).fetchall()
+                entries = [
+                    JournalEntry(seq, kind, json.loads(payload), username, at)
+                    for seq, kind, payload, username, at in rows
+                ]
+                return JournalState(meta["epoch"], json.loads(meta["snapshot"]), entries)
+        except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
+            if not _is_corruption(exc):
+                raise
+            self._quarantine(exc)
+            return None
+
+    def start(self, epoch: str, snapshot: dict[str, Any]) -> None:
+        """Begin a new epoch from `snapshot`, dropping every earlier entry.
+
+        Authorship records are kept: they are the history across epochs.
+        """
+        data = _dumps(snapshot)
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM entries")
+            _set_meta(
+                conn,
+                epoch=epoch,
+                snapshot=data,
+                room_key=self.room_key,
+                format=FORMAT,
+            )
+
+    def append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        username: str | None,
+        *,
+        cell_id: str | None = None,
+        version: int | None = None,
+        size: int = 0,
+    ) -> int:
+        """Journal one entry; it is durable when this returns its sequence number.
+
+        With `cell_id` and `version` the update's authorship is recorded too.
+        """
+        pending = PendingEntry(kind, payload, username, cell_id, version, size)
+        return self.append_many([pending])[0]
+
+    def append_many(self, pending: Iterable[PendingEntry]) -> list[int]:
+        """Journal several entries in one commit (group commit), in order.
+
+        All are durable when this returns their sequence numbers, or none is written.
+        """
+        now = time.time()
+        rows = [(p, _dumps(p.payload)) for p in pending]
+        seqs: list[int] = []
+        with self._transaction() as conn:
+            epoch = _epoch(conn)
+            for p, data in rows:
+                cursor = conn.execute(
+                    "INSERT INTO entries (kind, payload, username, at) VALUES (?, ?, ?, ?)",
+                    (p.kind, data, p.username, now),
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+                if p.cell_id is not None and p.version is not None:
+                    conn.execute(
+                        "INSERT INTO authorship (epoch, cell_id, version, username, at, size)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (epoch, p.cell_id, p.version, p.username, now, p.size),
+                    )
+        return seqs
+
+    def checkpoint(self, snapshot: dict[str, Any], upto: int | None = None) -> None:
+        """Store `snapshot` (e.g. after a save) and drop the entries it covers.
+
+        `upto` is the last seq the snapshot includes; None means every entry so far.
+        """
+        data = _dumps(snapshot)
+        with self._transaction() as conn:
+            _epoch(conn)
+            if upto is None:
+                conn.execute("DELETE FROM entries")
+            else:
+                conn.execute("DELETE FROM entries WHERE seq <= ?", (upto,))
+            _set_meta(conn, snapshot=data)
+        with self._locked() as conn:
+            # Give the freed pages back so a long session's file stays small.
+            conn.execute("PRAGMA incremental_vacuum")
+
+    def authorship(
+        self,
+        cell_id: str | None = None,
+        *,
+        epoch: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Authorship]:
+        """Who made which update when, oldest first, optionally for one cell or epoch.
+
+        `limit` keeps the most recent records.
+        """
+        where, args = [], []
+        for clause, value in (("cell_id = ?", cell_id), ("epoch = ?", epoch), ("at >= ?", since)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = "SELECT epoch, cell_id, version, username, at, size FROM authorship"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._locked() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [Authorship(*row) for row in reversed(rows)]
+
+    def close(self) -> None:
+        """Close the file; the journal stays on disk for the next start.
+
+        Safe to call twice.
+        """
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def delete(self) -> None:
+        """Close and remove the journal (the room's state is safely in the file).
+
+        Only for a clean shutdown after a successful save.
+        """
+        self.close()
+        for path in _companions(self.path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _connect(self) -> None:
+        try:
+            self._conn = self._open_connection()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                raise
+            self._quarantine(exc)
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            # Create it private before SQLite does; its WAL and shm inherit the mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a commit is in the OS once written, so it survives
+            # a killed process; FULL also fsyncs, to survive a power loss.
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self._fsync else 'NORMAL'}")
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise _Corrupt(f"quick_check: {check}")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _quarantine(self, exc: BaseException) -> None:
+        # Never delete what may be a user's only copy of their edits: move it aside.
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            moved = []
+            for path in _companions(self.path):
+                if path.exists():
+                    target = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+                    path.replace(target)
+                    moved.append(str(target))
+            LOG.error("journal %s is unreadable (%s); moved aside to %s", self.path, exc, moved)
+            self._conn = self._open_connection()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise RuntimeError(f"journal {self.path} is closed")
+            yield self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._locked() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    pass
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    # A locked or unwritable file is not corrupt: moving it aside would hide good data.
+    if isinstance(exc, (_Corrupt, ValueError, KeyError)):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return not isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def journal_filename(room_key: str) -> str:
+    """The journal's file name for a room: a hash, so any path is a safe name.
+
+    Two rooms never share a file unless their keys are equal.
+    """
+    digest = hashlib.sha256(room_key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"room-{digest[:40]}.sqlite3"
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    # ASCII-only JSON carries lone surrogates (a split emoji) safely through SQLite.
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def _epoch(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+    if row is None:
+        raise RuntimeError("journal has no epoch yet: call start() first")
+    return str(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, **values: str) -> None:
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
