@@ -1,0 +1,602 @@
+"""ChangeSet: a Python port of @codemirror/state 6.7's ChangeSet.
+
+Same sections, same JSON, same results as the JavaScript library (checked by
+tests/test_ot_differential.py); positions count UTF-16 code units. Unlike the
+original it validates input strictly and raises ``ValueError`` where the original
+would loop forever or silently accept mismatched lengths.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from .text import PositionMapper, canonical, join_canonical, split_lines, utf16_len, utf16_slice
+
+__all__ = ["ChangeSet", "MapMode"]
+
+
+class MapMode(IntEnum):
+    """How ``ChangeSet.map_pos`` treats a position whose context was deleted.
+
+    Values match CodeMirror's ``MapMode`` enum.
+    """
+
+    SIMPLE = 0
+    TRACK_DEL = 1
+    TRACK_BEFORE = 2
+    TRACK_AFTER = 3
+
+
+def _bad(why: str) -> ValueError:
+    return ValueError(f"Invalid JSON representation of ChangeSet: {why}")
+
+
+def _is_count(v: Any) -> bool:
+    # JSON true is an int in Python and 5.0 a float: neither is a length.
+    return type(v) is int and v >= 0
+
+
+def _add_section(sections: list[int], length: int, ins: int, force_join: bool = False) -> None:
+    # CodeMirror's addSection: the merging rules here define the normalised form.
+    if length == 0 and ins <= 0:
+        return
+    last = len(sections) - 2
+    if last >= 0 and ins <= 0 and ins == sections[last + 1]:
+        sections[last] += length
+    elif last >= 0 and length == 0 and sections[last] == 0:
+        sections[last + 1] += ins
+    elif force_join:
+        sections[last] += length
+        sections[last + 1] += ins
+    else:
+        sections.append(length)
+        sections.append(ins)
+
+
+def _add_insert(values: list[str], sections: list[int], value: str) -> None:
+    if not value:
+        return
+    index = (len(sections) - 2) >> 1
+    if index < len(values):
+        values[-1] = join_canonical([values[-1], value])
+    else:
+        while len(values) < index:
+            values.append("")
+        values.append(value)
+
+
+class _SectionIter:
+    """Cursor over the sections of one change set (CodeMirror's SectionIter)."""
+
+    __slots__ = ("sections", "inserted", "i", "len", "ins", "off")
+
+    def __init__(self, cs: ChangeSet) -> None:
+        self.sections = cs._sections
+        self.inserted = cs._inserted
+        self.i = 0
+        self.next()
+
+    def next(self) -> None:
+        if self.i < len(self.sections):
+            self.len = self.sections[self.i]
+            self.ins = self.sections[self.i + 1]
+            self.i += 2
+        else:
+            self.len = 0
+            self.ins = -2
+        self.off = 0
+
+    @property
+    def done(self) -> bool:
+        return self.ins == -2
+
+    @property
+    def len2(self) -> int:
+        return self.len if self.ins < 0 else self.ins
+
+    @property
+    def text(self) -> str:
+        index = (self.i - 2) >> 1
+        return "" if index >= len(self.inserted) else self.inserted[index]
+
+    def text_bit(self, length: int) -> str:
+        index = (self.i - 2) >> 1
+        if index >= len(self.inserted):
+            return ""
+        return utf16_slice(self.inserted[index], self.off, self.off + length)
+
+    def forward(self, length: int) -> None:
+        if length == self.len:
+            self.next()
+        else:
+            self.len -= length
+            self.off += length
+
+    def forward2(self, length: int) -> None:
+        if self.ins == -1:
+            self.forward(length)
+        elif length == self.ins:
+            self.next()
+        else:
+            self.ins -= length
+            self.off += length
+
+
+class ChangeSet:
+    """A group of changes to a document of one length, as in CodeMirror.
+
+    Immutable; build one with ``of`` or ``from_json``.
+    """
+
+    __slots__ = ("_sections", "_inserted", "_length", "_new_length", "_ascii")
+
+    def __init__(self, sections: list[int], inserted: list[str]) -> None:
+        # sections: pairs (length in the old document, -1 if kept else inserted length);
+        # inserted[k]: canonical text of pair k, lines joined with "\n" ("" if none).
+        self._sections = sections
+        self._inserted = inserted
+        length = new_length = 0
+        for k in range(0, len(sections), 2):
+            n, ins = sections[k], sections[k + 1]
+            length += n
+            new_length += n if ins < 0 else ins
+        self._length = length
+        self._new_length = new_length
+        self._ascii: bool | None = None
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def empty_of(cls, length: int) -> ChangeSet:
+        """A change set that changes nothing in a document of ``length`` units.
+
+        CodeMirror's ``ChangeSet.empty``.
+        """
+        if not _is_count(length):
+            raise ValueError(f"Invalid document length {length!r}")
+        return cls([length, -1] if length else [], [])
+
+    @classmethod
+    def from_json(cls, value: Any) -> ChangeSet:
+        """Parse untrusted ChangeSet JSON, accepting only the normalised form ``to_json`` makes.
+
+        Raises ValueError for anything else (bad types, zero-length or unmerged parts, line breaks).
+        """
+        if type(value) is not list:
+            raise _bad("not a list")
+        sections: list[int] = []
+        inserted: list[str] = []
+        prev_kind = 0  # 1 kept, 2 deleted, 3 pure insertion, 4 replacement
+        for i, part in enumerate(value):
+            if type(part) is int:
+                if part <= 0:
+                    raise _bad(f"part {i}: kept length must be a positive integer")
+                if prev_kind == 1:
+                    raise _bad(f"part {i}: adjacent kept parts are not normalised")
+                sections.append(part)
+                sections.append(-1)
+                prev_kind = 1
+                continue
+            if type(part) is not list or not part or not _is_count(part[0]):
+                raise _bad(f"part {i}: expected a non-negative integer or [length, ...lines]")
+            n = part[0]
+            if len(part) == 1:
+                if n == 0:
+                    raise _bad(f"part {i}: zero-length deletion")
+                if prev_kind == 2:
+                    raise _bad(f"part {i}: adjacent deletions are not normalised")
+                sections.append(n)
+                sections.append(0)
+                prev_kind = 2
+                continue
+            lines = part[1:]
+            for line in lines:
+                if type(line) is not str:
+                    raise _bad(f"part {i}: inserted lines must be strings")
+                if "\n" in line or "\r" in line:
+                    raise _bad(f"part {i}: inserted lines must not contain line breaks")
+            text = "\n".join(lines)
+            ins = utf16_len(text)
+            if ins == 0:
+                raise _bad(f"part {i}: empty insertion")
+            if n == 0 and prev_kind == 3:
+                raise _bad(f"part {i}: adjacent insertions are not normalised")
+            while len(inserted) < (len(sections) >> 1):
+                inserted.append("")
+            # json.loads gives canonical text for JSON, but a Python caller may not.
+            inserted.append(canonical(text))
+            sections.append(n)
+            sections.append(ins)
+            prev_kind = 3 if n == 0 else 4
+        return cls(sections, inserted)
+
+    @classmethod
+    def of(cls, specs: Any, length: int) -> ChangeSet:
+        """Build a change set from ``{"from", "to"?, "insert"?}`` specs in a document of ``length``.
+
+        Positions refer to the original document, as in CodeMirror's ``ChangeSet.of``.
+        """
+        if not _is_count(length):
+            raise ValueError(f"Invalid document length {length!r}")
+        state: dict[str, Any] = {"sections": [], "inserted": [], "pos": 0, "total": None}
+
+        def flush(force: bool = False) -> None:
+            if not force and not state["sections"]:
+                return
+            if state["pos"] < length:
+                _add_section(state["sections"], length - state["pos"], -1)
+            part = cls(state["sections"], state["inserted"])
+            total = state["total"]
+            state["total"] = total.compose(part.map(total)) if total is not None else part
+            state["sections"], state["inserted"], state["pos"] = [], [], 0
+
+        def process(spec: Any) -> None:
+            if isinstance(spec, (list, tuple)):
+                for sub in spec:
+                    process(sub)
+            elif isinstance(spec, ChangeSet):
+                if spec.length != length:
+                    raise ValueError(
+                        f"Mismatched change set length (got {spec.length}, expected {length})"
+                    )
+                flush()
+                total = state["total"]
+                state["total"] = total.compose(spec.map(total)) if total is not None else spec
+            elif isinstance(spec, dict):
+                frm = spec.get("from")
+                to = spec.get("to", frm)
+                if to is None:
+                    to = frm
+                insert = spec.get("insert")
+                if not _is_count(frm) or not _is_count(to):
+                    raise ValueError(f"Invalid change range {frm!r} to {to!r}")
+                if frm > to or to > length:
+                    raise ValueError(
+                        f"Invalid change range {frm} to {to} (in doc of length {length})"
+                    )
+                if insert is None:
+                    insert = ""
+                if not isinstance(insert, str):
+                    raise ValueError("insert must be a string")
+                text = canonical("\n".join(split_lines(insert))) if insert else ""
+                ins_len = utf16_len(text)
+                if frm == to and ins_len == 0:
+                    return
+                if frm < state["pos"]:
+                    flush()
+                if frm > state["pos"]:
+                    _add_section(state["sections"], frm - state["pos"], -1)
+                _add_section(state["sections"], to - frm, ins_len)
+                _add_insert(state["inserted"], state["sections"], text)
+                state["pos"] = to
+            else:
+                raise ValueError(f"Invalid change spec {spec!r}")
+
+        process(specs)
+        flush(state["total"] is None)
+        return state["total"]
+
+    # -- inspection -----------------------------------------------------------------
+
+    @property
+    def length(self) -> int:
+        """Length of the document before the change, in UTF-16 units."""
+        return self._length
+
+    @property
+    def new_length(self) -> int:
+        """Length of the document after the change, in UTF-16 units."""
+        return self._new_length
+
+    @property
+    def empty(self) -> bool:
+        """True when the set changes nothing."""
+        s = self._sections
+        return len(s) == 0 or (len(s) == 2 and s[1] < 0)
+
+    def to_json(self) -> list[Any]:
+        """The normalised JSON form, identical to CodeMirror's ``toJSON``.
+
+        The server sends only this, never JSON a client gave it.
+        """
+        parts: list[Any] = []
+        s, inserted = self._sections, self._inserted
+        for k in range(0, len(s), 2):
+            n, ins = s[k], s[k + 1]
+            if ins < 0:
+                parts.append(n)
+            elif ins == 0:
+                parts.append([n])
+            else:
+                parts.append([n, *inserted[k >> 1].split("\n")])
+        return parts
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChangeSet):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_json()))
+
+    def __repr__(self) -> str:
+        return f"ChangeSet.from_json({self.to_json()!r})"
+
+    def iter_changes(self, individual: bool = False):
+        """Yield ``(from_a, to_a, from_b, to_b, text)`` for each changed range.
+
+        Adjacent changes are merged unless ``individual`` is true, as in CodeMirror.
+        """
+        s, inserted = self._sections, self._inserted
+        pos_a = pos_b = 0
+        i = 0
+        while i < len(s):
+            n, ins = s[i], s[i + 1]
+            i += 2
+            if ins < 0:
+                pos_a += n
+                pos_b += n
+                continue
+            end_a, end_b, pieces = pos_a, pos_b, []
+            while True:
+                end_a += n
+                end_b += ins
+                if ins:
+                    pieces.append(inserted[(i - 2) >> 1])
+                if individual or i == len(s) or s[i + 1] < 0:
+                    break
+                n, ins = s[i], s[i + 1]
+                i += 2
+            yield pos_a, end_a, pos_b, end_b, join_canonical(pieces)
+            pos_a, pos_b = end_a, end_b
+
+    # -- operations -----------------------------------------------------------------
+
+    def _inserts_ascii(self) -> bool:
+        if self._ascii is None:
+            self._ascii = all(t.isascii() for t in self._inserted)
+        return self._ascii
+
+    def apply(self, doc: str) -> str:
+        """Apply the changes to ``doc`` (which must be ``length`` UTF-16 units long).
+
+        Raises ValueError when the lengths differ.
+        """
+        if doc.isascii() and self._inserts_ascii():
+            # Python indices are positions, and no surrogate pair can form or split.
+            if len(doc) != self._length:
+                raise ValueError("Applying change set to a document with the wrong length")
+            s, inserted = self._sections, self._inserted
+            pieces, pos = [], 0
+            for k in range(0, len(s), 2):
+                n, ins = s[k], s[k + 1]
+                if ins < 0:
+                    pieces.append(doc[pos : pos + n])
+                elif ins:
+                    pieces.append(inserted[k >> 1])
+                pos += n
+            return "".join(pieces)
+        if utf16_len(doc) != self._length:
+            raise ValueError("Applying change set to a document with the wrong length")
+        mapper = PositionMapper(doc)
+        s, inserted = self._sections, self._inserted
+        pieces, pos = [], 0
+        for k in range(0, len(s), 2):
+            n, ins = s[k], s[k + 1]
+            if ins < 0:
+                pieces.append(mapper.slice(pos, pos + n))
+            else:
+                mapper.index(pos + n)
+                if ins:
+                    pieces.append(inserted[k >> 1])
+            pos += n
+        return join_canonical(pieces)
+
+    def invert(self, doc: str) -> ChangeSet:
+        """The change set that turns the changed document back into ``doc``.
+
+        ``doc`` is the document this set applies to.
+        """
+        if utf16_len(doc) != self._length:
+            raise ValueError("Inverting change set against a document with the wrong length")
+        sections = list(self._sections)
+        inserted: list[str] = []
+        mapper = PositionMapper(doc)
+        pos = 0
+        for k in range(0, len(sections), 2):
+            n, ins = sections[k], sections[k + 1]
+            if ins >= 0:
+                sections[k], sections[k + 1] = ins, n
+                index = k >> 1
+                while len(inserted) < index:
+                    inserted.append("")
+                inserted.append(mapper.slice(pos, pos + n) if n else "")
+            pos += n
+        return ChangeSet(sections, inserted)
+
+    def compose(self, other: ChangeSet) -> ChangeSet:
+        """The single change set that does ``self`` then ``other``.
+
+        ``other`` must start in the document ``self`` produces (ValueError otherwise).
+        """
+        if self._new_length != other._length:
+            raise ValueError(
+                f"Mismatched change set lengths (compose {self._new_length} -> {other._length})"
+            )
+        if self.empty:
+            return other
+        if other.empty:
+            return self
+        return _compose(self, other, True)
+
+    def map(self, other: ChangeSet, before: bool = False) -> ChangeSet:
+        """This set moved over ``other`` (both from the same document), to apply after it.
+
+        When ``before`` is true, ``self`` is ordered first at equal positions.
+        """
+        if self._length != other._length:
+            raise ValueError(
+                f"Mismatched change set lengths (map {self._length} over {other._length})"
+            )
+        if other.empty:
+            return self
+        return _map(self, other, before, True)
+
+    def map_desc(self, other: ChangeSet, before: bool = False) -> ChangeSet:
+        """Like ``map`` but without inserted text: only positions are kept.
+
+        For rebasing, where the moved set only serves to move other sets.
+        """
+        if self._length != other._length:
+            raise ValueError(
+                f"Mismatched change set lengths (map {self._length} over {other._length})"
+            )
+        return _map(self, other, before, False)
+
+    def compose_desc(self, other: ChangeSet) -> ChangeSet:
+        """Like ``compose`` but without inserted text: only positions are kept.
+
+        For rebasing, where the composed set only serves to move other sets.
+        """
+        if self._new_length != other._length:
+            raise ValueError(
+                f"Mismatched change set lengths (compose {self._new_length} -> {other._length})"
+            )
+        if self.empty:
+            return other
+        if other.empty:
+            return self
+        return _compose(self, other, False)
+
+    def map_pos(self, pos: int, assoc: int = -1, mode: MapMode = MapMode.SIMPLE) -> int | None:
+        """Map a position in the old document to the new one (None when ``mode`` says deleted).
+
+        ``assoc`` picks the side of an insertion at ``pos`` (negative: before it).
+        """
+        if type(pos) is not int or pos < 0:
+            raise ValueError(f"Invalid position {pos!r}")
+        s = self._sections
+        pos_a = pos_b = 0
+        for k in range(0, len(s), 2):
+            n, ins = s[k], s[k + 1]
+            end_a = pos_a + n
+            if ins < 0:
+                if end_a > pos:
+                    return pos_b + (pos - pos_a)
+                pos_b += n
+            else:
+                if (
+                    mode != MapMode.SIMPLE
+                    and end_a >= pos
+                    and (
+                        (mode == MapMode.TRACK_DEL and pos_a < pos and end_a > pos)
+                        or (mode == MapMode.TRACK_BEFORE and pos_a < pos)
+                        or (mode == MapMode.TRACK_AFTER and end_a > pos)
+                    )
+                ):
+                    return None
+                if end_a > pos or (end_a == pos and assoc < 0 and not n):
+                    return pos_b if (pos == pos_a or assoc < 0) else pos_b + ins
+                pos_b += ins
+            pos_a = end_a
+        if pos > pos_a:
+            raise ValueError(f"Position {pos} is out of range for changeset of length {pos_a}")
+        return pos_b
+
+
+def _map(set_a: ChangeSet, set_b: ChangeSet, before: bool, mk_set: bool) -> ChangeSet:
+    # CodeMirror's mapSet; callers checked the lengths, so the loop ends.
+    sections: list[int] = []
+    insert: list[str] | None = [] if mk_set else None
+    a, b = _SectionIter(set_a), _SectionIter(set_b)
+    inserted = -1
+    while True:
+        if (a.done and b.len) or (b.done and a.len):
+            raise ValueError("Mismatched change set lengths")
+        elif a.ins == -1 and b.ins == -1:
+            n = min(a.len, b.len)
+            _add_section(sections, n, -1)
+            a.forward(n)
+            b.forward(n)
+        elif b.ins >= 0 and (
+            a.ins < 0
+            or inserted == a.i
+            or (a.off == 0 and (b.len < a.len or (b.len == a.len and not before)))
+        ):
+            n = b.len
+            _add_section(sections, b.ins, -1)
+            while n:
+                piece = min(a.len, n)
+                if a.ins >= 0 and inserted < a.i and a.len <= piece:
+                    _add_section(sections, 0, a.ins)
+                    if insert is not None:
+                        _add_insert(insert, sections, a.text)
+                    inserted = a.i
+                a.forward(piece)
+                n -= piece
+            b.next()
+        elif a.ins >= 0:
+            n, left = 0, a.len
+            while left:
+                if b.ins == -1:
+                    piece = min(left, b.len)
+                    n += piece
+                    left -= piece
+                    b.forward(piece)
+                elif b.ins == 0 and b.len < left:
+                    left -= b.len
+                    b.next()
+                else:
+                    break
+            _add_section(sections, n, a.ins if inserted < a.i else 0)
+            if insert is not None and inserted < a.i:
+                _add_insert(insert, sections, a.text)
+            inserted = a.i
+            a.forward(a.len - left)
+        elif a.done and b.done:
+            return ChangeSet(sections, insert if insert is not None else [])
+        else:
+            raise ValueError("Mismatched change set lengths")
+
+
+def _compose(set_a: ChangeSet, set_b: ChangeSet, mk_set: bool) -> ChangeSet:
+    # CodeMirror's composeSets; callers checked the lengths, so the loop ends.
+    sections: list[int] = []
+    insert: list[str] | None = [] if mk_set else None
+    a, b = _SectionIter(set_a), _SectionIter(set_b)
+    open_ = False
+    while True:
+        if a.done and b.done:
+            return ChangeSet(sections, insert if insert is not None else [])
+        elif a.ins == 0:
+            _add_section(sections, a.len, 0, open_)
+            a.next()
+        elif b.len == 0 and not b.done:
+            _add_section(sections, 0, b.ins, open_)
+            if insert is not None:
+                _add_insert(insert, sections, b.text)
+            b.next()
+        elif a.done or b.done:
+            raise ValueError("Mismatched change set lengths")
+        else:
+            n = min(a.len2, b.len)
+            section_len = len(sections)
+            if a.ins == -1:
+                ins_b = -1 if b.ins == -1 else (0 if b.off else b.ins)
+                _add_section(sections, n, ins_b, open_)
+                if insert is not None and ins_b:
+                    _add_insert(insert, sections, b.text)
+            elif b.ins == -1:
+                _add_section(sections, 0 if a.off else a.len, n, open_)
+                if insert is not None:
+                    _add_insert(insert, sections, a.text_bit(n))
+            else:
+                _add_section(sections, 0 if a.off else a.len, 0 if b.off else b.ins, open_)
+                if insert is not None and not b.off:
+                    _add_insert(insert, sections, b.text)
+            open_ = (a.ins > n or (b.ins >= 0 and b.len > n)) and (
+                open_ or len(sections) > section_len
+            )
+            a.forward2(n)
+            b.forward(n)
