@@ -1,0 +1,262 @@
+"""The WebSocket endpoint: authenticate, parse, authorize each message, dispatch to the room."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.ioloop import PeriodicCallback
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from .auth.identity import identity_of
+from .auth.roles import RolePolicy, authorize_message, resolve_role
+from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
+from .room.manager import normalize_path
+from .room.presence import Peer
+from .room.room import Room, encode
+
+# Requests answered with a `response`; `cursor` is fire-and-forget (docs/protocol.md).
+REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
+            "interrupt", "restart_kernel", "stdin"}
+# Requests that wait on the kernel or the disk run beside the socket's message loop.
+BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin"}
+CLOSE_FORBIDDEN = 4403
+
+
+class TokenBucket:
+    """Per-connection rate limit: `rate` messages per second with bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
+    """One peer in one room. Small `on_<type>` methods; the room does the work."""
+
+    auth_resource = "contents"
+    room: Room | None = None
+    peer: Peer | None = None
+
+    @property
+    def app(self):
+        return self.settings["marimo_collab"]
+
+    @property
+    def max_message_size(self) -> int:
+        return self.app.max_message_bytes
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.notebook_path = normalize_path(self.get_argument("path", ""))
+        except ProtocolError as exc:
+            raise web.HTTPError(400, exc.message) from None
+        self.policy = RolePolicy.from_app(self.app)
+        self.role = await resolve_role(self, self.current_user, self.notebook_path, self.policy)
+        if self.role is None:
+            raise web.HTTPError(403, "no read access to this notebook")
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self.set_nodelay(True)  # Nagle's algorithm costs tens of ms per edit (DESIGN.md)
+        self.bucket = TokenBucket(self.app.rate_limit, self.app.rate_burst)
+        self.recheck = PeriodicCallback(self._recheck_role, self.app.role_recheck_interval * 1000)
+        self.recheck.start()
+        self.background: set[asyncio.Task] = set()
+
+    # ---- the room's view of this socket (room.presence.Connection) -------------------------
+
+    def send(self, text: str) -> None:
+        try:
+            self.write_message(text)
+        except WebSocketClosedError:
+            pass
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if self.ws_connection is not None:
+            super().close(code, reason)
+
+    # ---- messages --------------------------------------------------------------------------
+
+    async def on_message(self, raw: str | bytes) -> None:
+        message_id = None
+        try:
+            if not self.bucket.take():
+                raise RateLimited("too many messages; slow down")
+            message = self._parse(raw)
+            message_id = message.get("id")
+            kind = message["type"]
+            if self.peer is not None:
+                self.peer.last_seen = time.monotonic()
+            if kind == "cursor":
+                await self._authorize(kind)
+                self.room.cursor(self.peer, message)
+                return
+            if kind not in REQUESTS:
+                raise BadRequest(f"unknown message type {kind!r}")
+            if not _usable_id(message_id):
+                message_id = None
+                raise BadRequest("a request needs an `id` (a string or an integer)")
+            if kind != "join" and self.peer is None:
+                raise BadRequest("send `join` first")
+            await self._authorize(kind)
+            if kind in BACKGROUND:
+                task = asyncio.ensure_future(self._answer(message_id, kind, message))
+                self.background.add(task)
+                task.add_done_callback(self.background.discard)
+                return
+            await self._answer(message_id, kind, message)
+        except ProtocolError as exc:
+            self._reply_error(message_id, exc)
+
+    async def _answer(self, message_id: object, kind: str, message: dict) -> None:
+        try:
+            result = await getattr(self, f"on_{kind}")(message)
+        except ProtocolError as exc:
+            self._reply_error(message_id, exc)
+            return
+        except Exception:
+            self.log.exception("marimo-collab: %s failed", kind)
+            self._reply_error(message_id, Internal(f"the server failed to handle {kind!r}"))
+            return
+        self.send(encode({"type": "response", "in_reply": message_id, "status": "ok",
+                          **(result or {})}))
+
+    def _reply_error(self, message_id: object, exc: ProtocolError) -> None:
+        self.send(encode({"type": "response", "in_reply": message_id, "status": "error",
+                          "error": exc.to_wire(), **exc.extra}))
+
+    def _parse(self, raw: str | bytes) -> dict:
+        if isinstance(raw, bytes):
+            raise BadRequest("binary frames are not part of the protocol")
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            raise BadRequest("the frame is not valid JSON") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise BadRequest("a message is a JSON object with a string `type`")
+        return message
+
+    async def _authorize(self, kind: str) -> None:
+        """One Authorizer call per message, in one place (docs/protocol.md, "Roles")."""
+        await authorize_message(self, self.current_user, kind, self.notebook_path, self.policy,
+                                current=self.role)
+
+    # ---- one method per message type -------------------------------------------------------
+
+    async def on_join(self, message: dict) -> dict:
+        if self.peer is not None:
+            raise BadRequest("already joined")
+        peer_id = message.get("peer_id")
+        if not isinstance(peer_id, str) or not 0 < len(peer_id) <= 128:
+            raise BadRequest("`peer_id` must be a non-empty string")
+        manager = self.app.room_manager
+        room = await manager.get(self.notebook_path)
+        existing = room.presence.peers.get(peer_id)
+        user = identity_of(self.current_user)
+        if existing is not None and existing.user.get("username") != user["username"]:
+            raise BadRequest("that `peer_id` belongs to someone else")
+        versions = message.get("versions")
+        resume = message.get("session") == room.epoch and isinstance(versions, dict)
+        self.room = room
+        self.peer = Peer(peer_id, user, self.role.wire_name, self)
+        room.add_peer(self.peer)
+        asyncio.ensure_future(room.kernel.start_if_configured())
+        return {
+            "session": room.epoch,
+            "self": {"peer_id": peer_id, "user": user, "role": self.peer.role},
+            "peers": [p.describe() for p in room.presence.peers.values() if p is not self.peer],
+            "notebook": {"structure_version": room.structure.version,
+                         "cells": room.describe_cells(versions if resume else None),
+                         "app": room.notebook.app},
+            "kernel": room.kernel.snapshot(),
+            "file": {"saved": not room.is_dirty(), "missing": room.saver.file_missing},
+        }
+
+    async def on_change(self, message: dict) -> dict:
+        version = self.room.change(self.peer, message.get("document_id"),
+                                   message.get("version"), message.get("updates"))
+        return {"version": version}
+
+    async def on_pull(self, message: dict) -> dict:
+        return {"changes": self.room.pull(message.get("document_id"), message.get("version"))}
+
+    async def on_cells(self, message: dict) -> dict:
+        version, created = self.room.cells(self.peer, message.get("ops"))
+        return {"structure_version": version, "cell_ids": created}
+
+    async def on_heartbeat(self, message: dict) -> dict:
+        return {}
+
+    async def on_save(self, message: dict) -> dict:
+        digest = await self.room.saver.save()
+        return {"hash": digest, "structure_version": self.room.structure.version}
+
+    async def on_run(self, message: dict) -> dict:
+        await self.room.kernel.run(message.get("cell_ids"))
+        return {}
+
+    async def on_set_ui_value(self, message: dict) -> dict:
+        await self.room.kernel.set_ui_value(self.peer.peer_id, message.get("object_id"),
+                                            message.get("value"))
+        return {}
+
+    async def on_interrupt(self, message: dict) -> dict:
+        await self.room.kernel.interrupt()
+        return {}
+
+    async def on_restart_kernel(self, message: dict) -> dict:
+        await self.room.kernel.restart()
+        return {}
+
+    async def on_stdin(self, message: dict) -> dict:
+        await self.room.kernel.stdin(message.get("text"))
+        return {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def _recheck_role(self) -> None:
+        """Grants and revocations reach open sockets within `role_recheck_interval`."""
+        try:
+            role = await resolve_role(self, self.current_user, self.notebook_path, self.policy)
+        except Exception:
+            self.log.exception("marimo-collab: permission re-check failed; closing")
+            role = None
+        if role is None:
+            self.close(CLOSE_FORBIDDEN, "your access to this notebook was revoked")
+            return
+        self.role = role
+        if self.peer is not None and self.room is not None:
+            self.room.set_role(self.peer, role.wire_name)
+
+    def on_close(self) -> None:
+        recheck = getattr(self, "recheck", None)
+        if recheck is not None:
+            recheck.stop()
+        super().on_close()
+        if self.room is not None and self.peer is not None:
+            self.room.remove_peer(self.peer.peer_id, self)
+
+
+def _usable_id(value: object) -> bool:
+    return (isinstance(value, str) and len(value) <= 256) or (
+        isinstance(value, int) and not isinstance(value, bool))
+
+

@@ -1,0 +1,88 @@
+"""Noticing changes other programs make to a room's file, and merging them into the session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from jupyter_core.utils import ensure_async
+from tornado.web import HTTPError
+
+from ..persistence.notebook_file import NotebookParseError, parse_notebook
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+
+class DiskWatcher:
+    """Polls the file through the ContentsManager (any contents manager works) and merges."""
+
+    def __init__(self, room: Room, contents_manager, saver, settings) -> None:
+        self.room = room
+        self.contents = contents_manager
+        self.saver = saver
+        self.settings = settings
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.settings.disk_poll_interval > 0 and self._task is None:
+            self._task = asyncio.ensure_future(self._poll())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.disk_poll_interval)
+            try:
+                async with self.saver.lock:
+                    await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("marimo-collab: checking %s on disk failed", self.room.path)
+
+    async def check(self) -> None:
+        """Compare the file with what the session last read or wrote; merge a change."""
+        room, saver = self.room, self.saver
+        try:
+            model = await ensure_async(self.contents.get(room.path, content=False))
+        except HTTPError as exc:
+            if exc.status_code == 404 and not saver.file_missing:
+                saver.file_missing = True
+                room.broadcast({"type": "file_status", "status": "missing",
+                                "message": f"{room.path} was deleted or moved. The session is"
+                                " kept; save to write it back."})
+            return
+        if saver.file_missing:
+            saver.file_missing = False
+            room.broadcast({"type": "file_status", "status": "present",
+                            "message": f"{room.path} is back on disk."})
+        if model.get("last_modified") == saver.file_mtime:
+            return
+        full = await ensure_async(
+            self.contents.get(room.path, content=True, type="file", format="text"))
+        saver.file_mtime = full.get("last_modified")
+        if full["content"] != room.saved_text:
+            await self.merge_text(full["content"])
+
+    async def merge_text(self, text: str) -> None:
+        """Merge the file's new `text` into the session as the server's own changes."""
+        room = self.room
+        try:
+            disk = parse_notebook(text)
+        except NotebookParseError as exc:
+            room.broadcast({"type": "file_status", "status": "unreadable",
+                            "message": f"{room.path} changed on disk but is not a marimo"
+                            f" notebook now ({exc}); the session keeps its version."})
+            return
+        apply_external_merge(room, disk, text)
+        room.broadcast({"type": "file_status", "status": "merged",
+                        "message": f"{room.path} changed on disk; the changes were merged."})
+
+
+def apply_external_merge(room: Room, disk, text: str) -> None:
+    """Filled in with persistence.disk_merge."""
+    raise NotImplementedError

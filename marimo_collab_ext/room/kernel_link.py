@@ -1,0 +1,163 @@
+"""A room's shared marimo kernel: runs the room's own code, relays outputs to every peer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from ..kernel import CellCode, KernelError, KernelSession, UnknownObject
+from .errors import BadRequest, UnknownCell
+from .errors import KernelError as KernelErrorResponse
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+
+class KernelLink:
+    """Starts the kernel on demand, keeps it in step with the room, stops it when idle."""
+
+    def __init__(self, room: Room, settings, root_dir: str) -> None:
+        self.room = room
+        self.settings = settings
+        self.root_dir = root_dir
+        self.session: KernelSession | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._sync_task: asyncio.Task | None = None
+        room.listeners.append(self._on_room_event)
+
+    def _make_session(self) -> KernelSession:
+        notebook = os.path.join(self.root_dir, self.room.path)
+        return KernelSession(
+            python=self.settings.kernel_python, cwd=os.path.dirname(notebook),
+            notebook_path=notebook, on_notification=self._relay, on_status=self._announce,
+            max_output_bytes=self.settings.max_output_bytes,
+            startup_timeout=self.settings.kernel_startup_timeout)
+
+    def _relay(self, op: str, data: dict) -> None:
+        self.room.broadcast({"type": "kernel", "op": op, "data": data})
+
+    def _announce(self, status: str, message: str | None) -> None:
+        event = {"type": "kernel_status", "status": status}
+        if message:
+            event["message"] = message
+        self.room.broadcast(event)
+
+    def cells(self, cell_ids: list[str] | None = None) -> list[CellCode]:
+        """The room's current code of these cells (all when None), never a client's copy."""
+        room = self.room
+        ids = room.structure.order if cell_ids is None else cell_ids
+        return [CellCode(cid, room.authorities[cid].doc, room.structure.meta[cid].name,
+                         dict(room.structure.meta[cid].config)) for cid in ids]
+
+    @property
+    def alive(self) -> bool:
+        return self.session is not None and self.session.status not in ("none", "dead", "stopped")
+
+    def snapshot(self) -> dict:
+        if self.session is None:
+            return {"status": "none", "outputs": {}, "ui_values": {}}
+        return self.session.snapshot()
+
+    # ---- requests --------------------------------------------------------------------------
+
+    async def run(self, cell_ids: object) -> None:
+        if not isinstance(cell_ids, list) or not all(isinstance(c, str) for c in cell_ids):
+            raise BadRequest("`cell_ids` must be a list of cell ids")
+        unknown = [c for c in cell_ids if c not in self.room.authorities]
+        if unknown:
+            raise UnknownCell(f"no cell {unknown[0]}", cell_id=unknown[0])
+        cells = self.cells(cell_ids)  # captured now: later edits are not part of this run
+        if self.session is None:
+            self.session = self._make_session()
+        try:
+            if self.session.status in ("none", "dead", "stopped"):
+                await self.session.start(self.cells())
+            await self.session.run(cells)
+        except KernelError as exc:
+            raise KernelErrorResponse(exc.reason) from None
+
+    async def set_ui_value(self, sender_peer_id: str, object_id: object, value: object) -> None:
+        if not isinstance(object_id, str):
+            raise BadRequest("`object_id` must be a string")
+        if self.session is None or self.session.status in ("none", "dead", "stopped"):
+            raise BadRequest(f"no UI element {object_id}: the kernel is not running")
+        try:
+            await self.session.set_ui_value(object_id, value)
+        except UnknownObject as exc:
+            raise BadRequest(exc.reason) from None
+        except KernelError as exc:
+            raise KernelErrorResponse(exc.reason) from None
+        # marimo does not echo one user's UI value to the others: the room does
+        self.room.broadcast({"type": "kernel", "op": "send-ui-element-message",
+                             "data": {"ui_element": object_id, "message": {
+                                 "type": "marimo-ui-value-update", "value": value}}},
+                            exclude=sender_peer_id)
+
+    async def interrupt(self) -> None:
+        if self.session is not None:
+            await self.session.interrupt()
+
+    async def restart(self) -> None:
+        if self.session is None:
+            self.session = self._make_session()
+        try:
+            await self.session.restart(self.cells())
+        except KernelError as exc:
+            raise KernelErrorResponse(exc.reason) from None
+
+    async def stdin(self, text: object) -> None:
+        if not isinstance(text, str):
+            raise BadRequest("`text` must be a string")
+        if self.session is None:
+            raise BadRequest("no cell is waiting for input")
+        try:
+            await self.session.send_stdin(text)
+        except KernelError as exc:
+            raise BadRequest(exc.reason) from None
+
+    async def start_if_configured(self) -> None:
+        """Start on join when `kernel_start_on_join` is set (status goes to every peer)."""
+        if self.settings.kernel_start_on_join and (
+            self.session is None or self.session.status in ("none", "dead", "stopped")
+        ):
+            self.session = self.session or self._make_session()
+            try:
+                await self.session.start(self.cells())
+            except KernelError as exc:
+                log.warning("marimo-collab: kernel for %s did not start: %s",
+                            self.room.path, exc.reason)
+
+    # ---- keeping in step -------------------------------------------------------------------
+
+    def _on_room_event(self, event: str) -> None:
+        if event == "peers":
+            self._schedule_idle_stop()
+        elif event in ("edited", "structure") and self.session is not None:
+            # marimo shows edited, not-yet-run cells as stale; deleted cells leave the graph
+            if self._sync_task is None or self._sync_task.done():
+                self._sync_task = asyncio.ensure_future(self._sync())
+
+    async def _sync(self) -> None:
+        await asyncio.sleep(0.05)  # coalesce a burst of keystrokes into one sync
+        if self.session is not None and self.session.status not in ("none", "dead", "stopped"):
+            try:
+                await self.session.sync_cells(self.cells())
+            except KernelError:
+                log.debug("kernel sync failed for %s", self.room.path)
+
+    def _schedule_idle_stop(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if len(self.room.presence) == 0 and self.session is not None:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self.settings.kernel_idle_timeout,
+                lambda: asyncio.ensure_future(self.shutdown()))
+
+    async def shutdown(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self.session is not None:
+            await self.session.shutdown()

@@ -1,0 +1,344 @@
+"""A Room: the live session of one notebook file (docs/protocol.md is the contract)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from ..ot import ChangeSet, Update
+from ..ot.text import utf16_len
+from ..persistence.journal import Journal
+from ..persistence.notebook_file import CellData, NotebookData, parse_notebook
+from .authority import CellAuthority
+from .errors import BadRequest, Internal, ProtocolError, TooLarge, UnknownCell
+from .presence import Peer, Presence
+from .structure import CellMeta, NotebookStructure, new_cell_id
+from .wire import SERVER_CLIENT_ID, parse_updates, updates_from_json, updates_to_json
+
+log = logging.getLogger(__name__)
+
+
+def normalize_newlines(text: str) -> str:
+    """CodeMirror counts \r\n, \r and \n as one break and stores "\n": so does the server."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def encode(message: dict) -> str:
+    """One wire frame. ASCII-escaped: a peer may have split a surrogate pair (DESIGN.md)."""
+    return json.dumps(message, ensure_ascii=True, separators=(",", ":"))
+
+
+@dataclass
+class LiveCell:
+    cell_id: str
+    authority: CellAuthority
+    meta: CellMeta
+
+
+class Room:
+    """Cells (one authority each), structure, presence; journal before every acknowledgement."""
+
+    def __init__(self, path: str, settings, journal: Journal, notebook: NotebookData,
+                 saved_text: str) -> None:
+        self.path = path
+        self.settings = settings
+        self.journal = journal
+        self.notebook = notebook  # options and header of the file; cells live in `authorities`
+        self.saved_text = saved_text  # what the file held at the last load / save / disk merge
+        self.saved_cells: dict[str, str] = {}  # cell id -> code as in `saved_text`
+        self.saved_order: list[str] = []
+        self.epoch = uuid.uuid4().hex
+        self.structure = NotebookStructure([])
+        self.authorities: dict[str, CellAuthority] = {}
+        self.presence = Presence()
+        self.listeners: list = []  # callables(event: str) for saving / kernel / manager hooks
+        self.saver = self.watcher = self.kernel = None  # attached by the RoomManager
+        self.broken: str | None = None
+        self.total_units = 0
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def start_fresh(self) -> None:
+        """A new epoch from the file: new ids, versions from 0 (protocol: "Identity of cells")."""
+        cells = []
+        for cell in self.notebook.cells:
+            cell_id = new_cell_id(self.authorities)
+            code = normalize_newlines(cell.code)
+            self.authorities[cell_id] = CellAuthority(code, 0, self.settings.max_history)
+            cells.append((cell_id, CellMeta(cell.name, dict(cell.config))))
+        self.structure = NotebookStructure(cells)
+        self._mark_saved(self.saved_text)
+        self.journal.start(self.epoch, self.snapshot_state())
+        self._recount()
+
+    def restore(self, state) -> None:
+        """Resume an epoch from the journal: snapshot, then every acknowledged entry in order."""
+        snap = state.snapshot
+        self.epoch = state.epoch
+        self.saved_text = snap["saved_text"]
+        self.notebook = parse_notebook(self.saved_text)
+        self.saved_order = list(snap["saved_order"])
+        self.saved_cells = dict(snap["saved_cells"])
+        cells = []
+        for cell in snap["cells"]:
+            self.authorities[cell["id"]] = CellAuthority(
+                cell["code"], cell["version"], self.settings.max_history
+            )
+            cells.append((cell["id"], CellMeta(cell["name"], cell["config"])))
+        self.structure = NotebookStructure(cells, snap["structure_version"])
+        for entry in state.entries:
+            payload = entry.payload
+            if entry.kind == "push":
+                authority = self.authorities[payload["cell_id"]]
+                authority.push(payload["version"], updates_from_json(payload["updates"]))
+            elif entry.kind == "cells":
+                _, created, deleted = self.structure.apply(payload["ops"], 10**9)
+                self._apply_created_deleted(created, deleted)
+        self._recount()
+
+    def snapshot_state(self) -> dict:
+        """The whole session as the journal stores it at a checkpoint."""
+        return {
+            "structure_version": self.structure.version,
+            "cells": [
+                {"id": cid, "name": self.structure.meta[cid].name,
+                 "config": self.structure.meta[cid].config,
+                 "code": self.authorities[cid].doc, "version": self.authorities[cid].version}
+                for cid in self.structure.order
+            ],
+            "saved_text": self.saved_text,
+            "saved_order": self.saved_order,
+            "saved_cells": self.saved_cells,
+        }
+
+    def _mark_saved(self, text: str) -> None:
+        self.saved_text = text
+        self.saved_order = list(self.structure.order)
+        self.saved_cells = {cid: self.authorities[cid].doc for cid in self.saved_order}
+
+    def _recount(self) -> None:
+        self.total_units = sum(a.length for a in self.authorities.values())
+
+    # ---- the notebook as data -------------------------------------------------------------
+
+    def cell_data(self) -> list[CellData]:
+        """The live cells, in order, as the file format needs them."""
+        return [
+            CellData(code=self.authorities[cid].doc, name=self.structure.meta[cid].name,
+                     config=dict(self.structure.meta[cid].config))
+            for cid in self.structure.order
+        ]
+
+    def is_dirty(self) -> bool:
+        """Whether the session differs from what the file held at the last save."""
+        if self.structure.order != self.saved_order:
+            return True
+        return any(self.authorities[c].doc != self.saved_cells.get(c) for c in self.saved_order)
+
+    def describe_cells(self, versions: dict | None = None) -> list[dict]:
+        """Cells for `join`: whole documents, or missed pushes where the client can catch up."""
+        out = []
+        for cid in self.structure.order:
+            authority, meta = self.authorities[cid], self.structure.meta[cid]
+            cell = {"id": cid, "name": meta.name, "config": meta.config,
+                    "version": authority.version}
+            known = versions.get(cid) if versions else None
+            if isinstance(known, int) and not isinstance(known, bool):
+                try:
+                    cell["changes"] = self._pull_entries(authority, known)
+                    cell["from_version"] = known
+                except ProtocolError:
+                    cell["code"] = authority.doc
+            else:
+                cell["code"] = authority.doc
+            out.append(cell)
+        return out
+
+    # ---- peers --------------------------------------------------------------------------
+
+    def add_peer(self, peer: Peer) -> None:
+        replaced = self.presence.add(peer)
+        if replaced is not None and replaced.connection is not peer.connection:
+            replaced.connection.close(4000, "replaced by a newer connection of the same peer")
+        self.broadcast({"type": "presence", "event": "join", "peer": peer.describe()},
+                       exclude=peer.peer_id)
+        self._notify("peers")
+
+    def remove_peer(self, peer_id: str, connection) -> None:
+        peer = self.presence.remove(peer_id, connection)
+        if peer is not None:
+            self.broadcast({"type": "presence", "event": "leave", "peer": peer.describe()})
+            self._notify("peers")
+
+    def set_role(self, peer: Peer, role: str) -> None:
+        """Announce a changed role (permissions re-check)."""
+        if peer.role != role:
+            peer.role = role
+            self.broadcast({"type": "presence", "event": "update", "peer": peer.describe()})
+
+    def broadcast(self, message: dict, exclude: str | None = None) -> None:
+        text = encode(message)
+        for peer in list(self.presence.peers.values()):
+            if peer.peer_id != exclude:
+                peer.connection.send(text)
+
+    def _notify(self, event: str) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    # ---- editing ------------------------------------------------------------------------
+
+    def authority(self, cell_id: object) -> CellAuthority:
+        if not isinstance(cell_id, str):
+            raise BadRequest("`document_id` must be a cell id string")
+        authority = self.authorities.get(cell_id)
+        if authority is None:
+            raise UnknownCell(f"no cell {cell_id}", cell_id=cell_id)
+        return authority
+
+    def change(self, peer: Peer, cell_id: object, version: object, raw_updates: object) -> int:
+        """A `change` request: validate, rebase push by push, journal, broadcast; new version."""
+        authority = self.authority(cell_id)
+        version = self._check_version(version)
+        length = self._length_at(authority, version)
+        updates = parse_updates(raw_updates, length)
+        if updates:
+            growth = updates[-1].changes.new_length - length + authority.length - length
+            if authority.length + max(growth, 0) > self.settings.max_cell_units:
+                raise TooLarge(f"a cell may hold at most {self.settings.max_cell_units} units")
+            if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
+                raise TooLarge(
+                    f"a notebook may hold at most {self.settings.max_notebook_units} units")
+        return self.accept_push(cell_id, authority, version, updates, peer.user.get("username"))
+
+    def accept_push(self, cell_id: str, authority: CellAuthority, version: int,
+                    updates: list[Update], username: str | None) -> int:
+        """Apply through the authority; journal; broadcast before the sender's `ok`."""
+        before = authority.length
+        result = authority.push(version, updates)
+        if result.accepted:
+            payload = {"cell_id": cell_id, "version": result.version_before,
+                       "updates": updates_to_json(result.accepted)}
+            self._journal("push", payload, username, cell_id=cell_id,
+                          version=result.version_before,
+                          size=sum(u.changes.new_length for u in result.accepted))
+            self.total_units += authority.length - before
+            self.broadcast({"type": "change", "document_id": cell_id,
+                            "version": result.version_before, "updates": payload["updates"]})
+            self._notify("edited")
+        return authority.version
+
+    def server_change(self, cell_id: str, changes: ChangeSet) -> None:
+        """A change the server makes itself (disk merge), with clientID "server"."""
+        authority = self.authorities[cell_id]
+        if not changes.empty:
+            self.accept_push(cell_id, authority, authority.version,
+                             [Update(changes, SERVER_CLIENT_ID)], None)
+
+    def pull(self, cell_id: object, version: object) -> list[dict]:
+        authority = self.authority(cell_id)
+        return self._pull_entries(authority, self._check_version(version))
+
+    @staticmethod
+    def _pull_entries(authority: CellAuthority, version: int) -> list[dict]:
+        return [{"version": push.version, "updates": updates_to_json(push.updates)}
+                for push in authority.since(version)]
+
+    @staticmethod
+    def _check_version(version: object) -> int:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise BadRequest("`version` must be a non-negative integer")
+        return version
+
+    @staticmethod
+    def _length_at(authority: CellAuthority, version: int) -> int:
+        pushes = authority.since(version)  # raises for versions ahead, off-boundary or gone
+        return pushes[0].updates[0].changes.length if pushes else authority.length
+
+    # ---- structure ----------------------------------------------------------------------
+
+    def cells(self, peer: Peer | None, ops: object) -> tuple[int, list[str]]:
+        """A `cells` request: ops by cell id, all or nothing; (structure version, created ids)."""
+        before = (list(self.structure.order), dict(self.structure.meta), self.structure.version)
+        applied, created, deleted = self.structure.apply(ops, self.settings.max_cells)
+        added = sum(utf16_len(c.code) for c in created)
+        if any(utf16_len(c.code) > self.settings.max_cell_units for c in created) or (
+            self.total_units + added > self.settings.max_notebook_units
+        ):
+            self.structure.order, self.structure.meta, self.structure.version = before
+            raise TooLarge("the new cells exceed the cell or notebook size limit")
+        self._apply_created_deleted(created, deleted)
+        username = peer.user.get("username") if peer else None
+        self._journal("cells", {"ops": applied}, username)
+        self.presence.forget_cursors_in(deleted)
+        self.broadcast({"type": "cells", "structure_version": self.structure.version,
+                        "ops": applied, "peer_id": peer.peer_id if peer else SERVER_CLIENT_ID})
+        self._notify("structure")
+        return self.structure.version, [c.cell_id for c in created]
+
+    def _apply_created_deleted(self, created, deleted) -> None:
+        for cell in created:
+            self.authorities[cell.cell_id] = CellAuthority(
+                normalize_newlines(cell.code), 0, self.settings.max_history)
+        for cell_id in deleted:
+            self.authorities.pop(cell_id, None)
+        self._recount()
+
+    # ---- presence messages --------------------------------------------------------------
+
+    def cursor(self, peer: Peer, message: dict) -> None:
+        """Store and relay a cursor; MEP 6's {cell, line, column} form is converted."""
+        if "cell" in message:
+            cell_id = message.get("cell")
+            authority = self.authority(cell_id)
+            anchor = head = _offset_of(authority.doc, message.get("line"), message.get("column"))
+            version = authority.version
+        else:
+            cell_id = message.get("document_id")
+            authority = self.authority(cell_id)
+            version, anchor, head = (message.get(k) for k in ("version", "anchor", "head"))
+            for value in (version, anchor, head):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise BadRequest("cursor `version`, `anchor` and `head` must be integers ≥ 0")
+        peer.cursor = {"document_id": cell_id, "version": version, "anchor": anchor,
+                       "head": head}
+        self.broadcast({"type": "cursor", "peer_id": peer.peer_id, **peer.cursor},
+                       exclude=peer.peer_id)
+
+    # ---- durability ---------------------------------------------------------------------
+
+    def _journal(self, kind: str, payload: dict, username: str | None, **authorship) -> None:
+        try:
+            self.journal.append(kind, payload, username, **authorship)
+        except Exception as exc:  # the edit is applied but not durable: stop taking edits
+            log.exception("journal write failed for %s", self.path)
+            self.broken = f"the session journal could not be written: {exc}"
+            for peer in list(self.presence.peers.values()):
+                peer.connection.close(1011, "server journal failure; reconnect to resync")
+            self._notify("broken")
+            raise Internal(self.broken) from None
+
+    def checkpoint(self) -> None:
+        """After a save: the journal restarts from the current state."""
+        self.journal.checkpoint(self.snapshot_state())
+
+    def mark_saved(self, text: str, codes: dict[str, str], order: list[str]) -> None:
+        """The file now holds `text`, made from `codes` in `order` (edits may have followed)."""
+        self.saved_text, self.saved_order, self.saved_cells = text, list(order), dict(codes)
+        self.checkpoint()
+
+
+def _offset_of(doc: str, line: object, column: object) -> int:
+    """UTF-16 offset of a 1-based line and 0-based UTF-16 column, clamped to the line."""
+    if not isinstance(line, int) or not isinstance(column, int) or line < 1 or column < 0:
+        raise BadRequest("cursor `line` (from 1) and `column` (from 0) must be integers")
+    lines = doc.split("\n")  # documents hold "\n" only: see normalize_newlines
+    offset = 0
+    for index, text in enumerate(lines):
+        if index == line - 1:
+            return offset + min(column, utf16_len(text))
+        offset += utf16_len(text) + 1
+    raise BadRequest(f"line {line} is past the end of the cell")
+

@@ -1,0 +1,104 @@
+"""Writing a room's notebook through Jupyter's ContentsManager: explicit saves and autosave."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from datetime import datetime, timezone
+
+from jupyter_core.utils import ensure_async
+
+from ..persistence.notebook_file import content_hash, serialize_notebook
+from .errors import Internal
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+
+class Saver:
+    """Saves a room on request and after edits settle; every outcome is broadcast."""
+
+    def __init__(self, room: Room, contents_manager, settings) -> None:
+        self.room = room
+        self.contents = contents_manager
+        self.settings = settings
+        self.lock = asyncio.Lock()  # one writer at a time; the disk watcher takes it too
+        self.file_mtime: object = None
+        self.file_missing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._first_unsaved: float | None = None
+        self._task: asyncio.Task | None = None
+        room.listeners.append(self._on_room_event)
+
+    def _on_room_event(self, event: str) -> None:
+        if event in ("edited", "structure"):
+            self.schedule()
+
+    def schedule(self) -> None:
+        """Autosave after `autosave_delay` of quiet, but never later than `autosave_max_delay`."""
+        if self.file_missing:
+            return  # a deleted or moved file is recreated only by an explicit save
+        now = time.monotonic()
+        if self._first_unsaved is None:
+            self._first_unsaved = now
+        delay = min(self.settings.autosave_delay,
+                    max(0.0, self._first_unsaved + self.settings.autosave_max_delay - now))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._autosave)
+
+    def _autosave(self) -> None:
+        self._timer = None
+        self._task = asyncio.ensure_future(self._autosave_quietly())
+
+    async def _autosave_quietly(self) -> None:
+        try:
+            await self.save()
+        except Exception:
+            log.debug("autosave of %s failed (already broadcast)", self.room.path)
+
+    async def save(self) -> str:
+        """Write the session to the file in marimo's format; returns the content hash."""
+        async with self.lock:
+            return await self._save_locked()
+
+    async def _save_locked(self) -> str:
+        room = self.room
+        if room.broken:
+            raise Internal(room.broken)
+        self._first_unsaved = None
+        order = list(room.structure.order)
+        codes = {cid: room.authorities[cid].doc for cid in order}
+        text = serialize_notebook(dataclasses.replace(room.notebook, cells=room.cell_data()))
+        digest = content_hash(text)
+        if text == room.saved_text and not self.file_missing:
+            room.mark_saved(text, codes, order)
+            return digest
+        room.broadcast({"type": "saving"})
+        try:
+            model = await ensure_async(self.contents.save(
+                {"type": "file", "format": "text", "content": text}, room.path))
+        except Exception as exc:
+            message = getattr(exc, "log_message", None) or str(exc) or type(exc).__name__
+            log.warning("saving %s failed: %s", room.path, message)
+            room.broadcast({"type": "save_failed", "message": message})
+            self.schedule_retry()
+            raise Internal(f"save failed: {message}") from None
+        self.file_mtime = model.get("last_modified")
+        self.file_missing = False
+        room.mark_saved(text, codes, order)
+        room.broadcast({"type": "saved", "hash": digest,
+                        "at": datetime.now(timezone.utc).isoformat()})
+        return digest
+
+    def schedule_retry(self) -> None:
+        if self._timer is None and not self.file_missing:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(5.0, self.settings.autosave_delay), self._autosave)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
