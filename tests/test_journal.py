@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from marimo_collab_ext.persistence.journal import Journal, PendingEntry, journal_filename
+from marimo_collab_ext.persistence.journal import (
+    Journal,
+    PendingEntry,
+    _is_corruption,
+    journal_filename,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,3 +218,35 @@ def test_journal_file_is_private_and_delete_removes_it(tmp_path):
     assert stat.S_IMODE((tmp_path / "j").stat().st_mode) == 0o700
     journal.delete()
     assert list((tmp_path / "j").iterdir()) == []
+
+
+def test_shared_or_foreign_directory_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError):
+        Journal.open(shared, "nb.py")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(PermissionError):
+        Journal.open(link, "nb.py")
+
+
+def test_symlinked_journal_file_is_refused(tmp_path):
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    (tmp_path / "j").mkdir(mode=0o700)
+    (tmp_path / "j" / journal_filename("nb.py")).symlink_to(target)
+    with pytest.raises(PermissionError):
+        Journal.open(tmp_path / "j", "nb.py")
+    assert target.read_text() == "precious"
+
+
+def test_a_locked_file_is_an_error_not_corruption():
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    assert not _is_corruption(locked)
+    corrupt = sqlite3.DatabaseError("database disk image is malformed")
+    corrupt.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+    assert _is_corruption(corrupt)

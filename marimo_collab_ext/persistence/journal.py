@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -129,6 +130,7 @@ class Journal:
         """
         directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_private(directory)
         return cls(directory / journal_filename(room_key), room_key, fsync)
 
     def load(self) -> JournalState | None:
@@ -288,9 +290,12 @@ class Journal:
             self._quarantine(exc)
 
     def _open_connection(self) -> sqlite3.Connection:
+        if self.path.is_symlink():
+            raise PermissionError(f"journal {self.path} is a symlink; refusing to follow it")
         if not self.path.exists():
             # Create it private before SQLite does; its WAL and shm inherit the mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+            os.close(os.open(self.path, flags, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -363,6 +368,18 @@ def journal_filename(room_key: str) -> str:
     """
     digest = hashlib.sha256(room_key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"room-{digest[:40]}.sqlite3"
+
+
+def _check_private(directory: Path) -> None:
+    # Journals hold notebook code: a directory in a shared place such as /var/tmp must be
+    # ours and not writable by others (who could plant or swap files in it).
+    info = directory.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise PermissionError(f"journal directory {directory} is a symlink")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise PermissionError(f"journal directory {directory} belongs to another user")
+    if info.st_mode & 0o022:
+        raise PermissionError(f"journal directory {directory} is writable by other users")
 
 
 def _companions(path: Path) -> list[Path]:
