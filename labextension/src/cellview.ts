@@ -1,0 +1,149 @@
+/**
+ * One cell's box in the notebook: a header with its name and actions, the
+ * collaborative editor, and the output area.
+ */
+import {
+  deleteIcon,
+  editIcon,
+  LabIcon,
+  moveDownIcon,
+  moveUpIcon,
+  runIcon
+} from '@jupyterlab/ui-components';
+
+import { CellEditor } from './cells';
+import { CellOutputArea } from './outputs';
+import { Role } from './protocol';
+
+/** What the cell's buttons and keys ask the notebook to do. */
+export interface CellActions {
+  run(cellId: string, advance: boolean): void;
+  move(cellId: string, direction: -1 | 1): void;
+  remove(cellId: string): void;
+  rename(cellId: string): void;
+  /** Focus the neighbouring cell's box (command mode) or editor. */
+  select(cellId: string, direction: -1 | 1): void;
+}
+
+export class CellView {
+  readonly node: HTMLElement;
+  readonly outputs = new CellOutputArea();
+
+  constructor(
+    readonly editor: CellEditor,
+    private readonly _actions: CellActions
+  ) {
+    const id = editor.cellId;
+    this.node = document.createElement('div');
+    this.node.className = 'jp-MarimoCollab-cell';
+    this.node.dataset.cellId = id;
+    // Focusable itself so Escape leaves the editor but stays on the cell.
+    this.node.tabIndex = -1;
+    this.node.addEventListener('keydown', event => this._onKeydown(event));
+
+    const header = document.createElement('div');
+    header.className = 'jp-MarimoCollab-cellHeader';
+    this._name = document.createElement('span');
+    this._name.className = 'jp-MarimoCollab-cellName';
+    this._run = this._button(runIcon, 'Run this cell (Shift+Enter)', 'run', () =>
+      _actions.run(id, false)
+    );
+    this._editButtons = [
+      this._button(editIcon, 'Rename this cell', 'rename', () => _actions.rename(id)),
+      this._button(moveUpIcon, 'Move up', 'move-up', () => _actions.move(id, -1)),
+      this._button(moveDownIcon, 'Move down', 'move-down', () => _actions.move(id, 1)),
+      this._button(deleteIcon, 'Delete this cell', 'delete', () => _actions.remove(id))
+    ];
+    const spacer = document.createElement('span');
+    spacer.className = 'jp-MarimoCollab-spacer';
+    header.append(this._name, spacer, this._run, ...this._editButtons);
+
+    const body = document.createElement('div');
+    body.className = 'jp-MarimoCollab-cellEditor';
+    body.appendChild(editor.view.dom);
+    this.node.append(header, body, this.outputs.node);
+
+    editor.view.contentDOM.addEventListener('focus', () =>
+      this.node.classList.add('jp-mod-editing')
+    );
+    editor.view.contentDOM.addEventListener('blur', () =>
+      this.node.classList.remove('jp-mod-editing')
+    );
+  }
+
+  get cellId(): string {
+    return this.editor.cellId;
+  }
+
+  setName(name: string, position: number): void {
+    // marimo's "_" means unnamed: show the position instead.
+    this._name.textContent = name && name !== '_' ? name : `[${position}]`;
+    this._name.title = name && name !== '_' ? `Cell ${name}` : 'Unnamed cell';
+  }
+
+  /** Viewers read; editors edit but do not run; runners do both. */
+  setRole(role: Role | null): void {
+    const canEdit = role === 'editor' || role === 'runner';
+    this._run.hidden = role !== 'runner';
+    this._editButtons.forEach(button => (button.hidden = !canEdit));
+    if (this.editor.editable !== canEdit) {
+      this.editor.setEditable(canEdit);
+    }
+  }
+
+  setActive(active: boolean): void {
+    this.node.classList.toggle('jp-mod-active', active);
+  }
+
+  dispose(): void {
+    this.editor.destroy();
+    this.node.remove();
+  }
+
+  /** Command-mode keys, when the cell box (not its editor) has focus. */
+  private _onKeydown(event: KeyboardEvent): void {
+    if (event.target !== this.node) {
+      return; // keys typed in the editor are the editor's
+    }
+    const id = this.cellId;
+    let handled = true;
+    if (event.key === 'Enter' && event.shiftKey) {
+      this._actions.run(id, true);
+    } else if (event.key === 'Enter') {
+      this.editor.focus();
+    } else if (event.key === 'ArrowUp' || event.key === 'k') {
+      this._actions.select(id, -1);
+    } else if (event.key === 'ArrowDown' || event.key === 'j') {
+      this._actions.select(id, 1);
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }
+
+  private _button(
+    icon: LabIcon,
+    title: string,
+    action: string,
+    onClick: () => void
+  ): HTMLButtonElement {
+    const button = document.createElement('button');
+    button.className = 'jp-MarimoCollab-cellButton jp-Button jp-mod-minimal';
+    button.title = title;
+    button.setAttribute('aria-label', title);
+    button.dataset.action = action;
+    icon.element({ container: button, elementSize: 'normal' });
+    button.addEventListener('click', event => {
+      event.stopPropagation();
+      onClick();
+    });
+    return button;
+  }
+
+  private _name: HTMLElement;
+  private _run: HTMLButtonElement;
+  private _editButtons: HTMLButtonElement[];
+}

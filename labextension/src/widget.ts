@@ -1,0 +1,223 @@
+/**
+ * The marimo (multiplayer) document: a toolbar with avatars, actions and
+ * status, and the notebook's cells, all driven by a NotebookSession.
+ */
+import { Dialog, InputDialog, showDialog, ToolbarButton } from '@jupyterlab/apputils';
+import { Extension } from '@codemirror/state';
+import {
+  ABCWidgetFactory,
+  DocumentRegistry,
+  DocumentWidget,
+  TextModelFactory
+} from '@jupyterlab/docregistry';
+import { Contents } from '@jupyterlab/services';
+import {
+  addIcon,
+  fastForwardIcon,
+  saveIcon,
+  shareIcon,
+  stopIcon,
+  Toolbar
+} from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import { NotebookConnection, socketUrl } from './connection';
+import { isMarimoNotebook } from './notebookfile';
+import { AvatarBar } from './presence';
+import { NotebookSession } from './session';
+import { shareWithUser } from './sharing';
+import { NotebookStatus, StatusLine } from './status';
+
+export const FACTORY_NAME = 'marimo (multiplayer)';
+export const MODEL_NAME = 'marimo-collab-text';
+
+/**
+ * A text model factory of its own, so our documents get their own context:
+ * that context only reads the file once (to tell marimo notebooks from plain
+ * Python); it never writes, since the server owns saving.
+ */
+export class ServerOwnedModelFactory extends TextModelFactory {
+  override get name(): string {
+    return MODEL_NAME;
+  }
+}
+
+/** The cells, in a scrolling column. */
+export class NotebookPanel extends Widget {
+  constructor(readonly session: NotebookSession) {
+    super();
+    this.addClass('jp-MarimoCollab');
+    this.node.tabIndex = -1;
+    this._problem = document.createElement('div');
+    this._problem.className = 'jp-MarimoCollab-problem';
+    this._problem.hidden = true;
+    this._cells = document.createElement('div');
+    this._cells.className = 'jp-MarimoCollab-cells';
+    this._addButton = document.createElement('button');
+    this._addButton.className = 'jp-MarimoCollab-addCell jp-Button jp-mod-styled';
+    this._addButton.textContent = '+ Add cell';
+    this._addButton.dataset.action = 'add-cell';
+    this._addButton.onclick = () => void session.addCell(null);
+    this.node.append(this._problem, this._cells, this._addButton);
+    session.layoutChanged.connect(this._arrange, this);
+    session.statusChanged.connect((_, status) => this._onStatus(status), this);
+  }
+
+  override dispose(): void {
+    this.session.dispose();
+    super.dispose();
+  }
+
+  /** Mirror the session's cell order in the DOM, moving nodes, not rebuilding them. */
+  private _arrange(): void {
+    const views = this.session.cells;
+    views.forEach((view, index) => {
+      view.setName(this.session.cellName(view.cellId), index + 1);
+      if (this._cells.children[index] !== view.node) {
+        this._cells.insertBefore(view.node, this._cells.children[index] ?? null);
+      }
+    });
+    while (this._cells.children.length > views.length) {
+      this._cells.lastElementChild!.remove();
+    }
+  }
+
+  private _onStatus(status: NotebookStatus): void {
+    this._problem.hidden = !status.problem;
+    this._problem.textContent = status.problem;
+    this._problem.dataset.problem = status.problem;
+    const canEdit = status.role === 'editor' || status.role === 'runner';
+    this._addButton.hidden = !canEdit;
+  }
+
+  private _problem: HTMLElement;
+  private _cells: HTMLElement;
+  private _addButton: HTMLButtonElement;
+}
+
+export class MarimoDocument extends DocumentWidget<NotebookPanel> {}
+
+export interface FactoryOptions extends DocumentRegistry.IWidgetFactoryOptions<MarimoDocument> {
+  contents: Contents.IManager;
+  theme: () => Extension;
+  language: () => Promise<Extension>;
+  /** Open a file that is not a marimo notebook in the text editor instead. */
+  openAsText(path: string, instead: MarimoDocument): void;
+}
+
+export class MarimoWidgetFactory extends ABCWidgetFactory<MarimoDocument> {
+  constructor(private readonly _opts: FactoryOptions) {
+    super(_opts);
+  }
+
+  protected createNewWidget(context: DocumentRegistry.Context): MarimoDocument {
+    const path = this._opts.contents.localPath(context.path);
+    const connection = new NotebookConnection(socketUrl(path));
+    const session = new NotebookSession({
+      path,
+      connection,
+      theme: this._opts.theme(),
+      askName: async current => {
+        const result = await InputDialog.getText({
+          title: 'Rename cell',
+          label: 'Cell name (a Python identifier; "_" for none)',
+          text: current
+        });
+        return result.button.accept ? (result.value ?? '') : null;
+      },
+      confirmDelete: async label => {
+        const result = await showDialog({
+          title: 'Delete cell',
+          body: `Delete ${label} for everyone in this notebook?`,
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+        });
+        return result.button.accept;
+      }
+    });
+    const content = new NotebookPanel(session);
+    // Reveal only once we know the file is a marimo notebook; plain Python
+    // goes to the text editor before anything but a spinner is shown.
+    let widget: MarimoDocument;
+    const reveal = Promise.all([context.ready, this._opts.language()]).then(
+      ([, language]) => {
+        if (!isMarimoNotebook(context.model.toString())) {
+          this._opts.openAsText(context.path, widget);
+          return new Promise<void>(() => undefined); // disposed: never reveal
+        }
+        session.setLanguage(language);
+        connection.start();
+        return Promise.resolve();
+      }
+    );
+    widget = new MarimoDocument({ context, content, reveal });
+    widget.addClass('jp-MarimoCollabDocument');
+    preventClientSaves(context, session);
+    populateToolbar(widget.toolbar, session, path);
+    return widget;
+  }
+}
+
+/**
+ * JupyterLab's Save (menu, toolbar, autosave) would write the context's copy
+ * of the file: route it to the server instead, which writes marimo's format.
+ */
+function preventClientSaves(context: DocumentRegistry.Context, session: NotebookSession): void {
+  Object.assign(context, {
+    save: () => session.save(),
+    saveAs: async () => {
+      await showDialog({
+        title: 'Save As is not available',
+        body: 'This notebook is saved by the server for everyone. Copy the file in the file browser instead.',
+        buttons: [Dialog.okButton()]
+      });
+    }
+  });
+}
+
+function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: string): void {
+  const avatars = new AvatarBar(session.presence);
+  const add = new ToolbarButton({
+    icon: addIcon,
+    tooltip: 'Add a cell below the current one',
+    onClick: () => void session.addCell()
+  });
+  const runAll = new ToolbarButton({
+    icon: fastForwardIcon,
+    tooltip: 'Run all cells',
+    onClick: () => session.runAll()
+  });
+  const interrupt = new ToolbarButton({
+    icon: stopIcon,
+    tooltip: 'Interrupt the kernel',
+    onClick: () => void session.interrupt()
+  });
+  const save = new ToolbarButton({
+    icon: saveIcon,
+    tooltip: 'Save (the server writes the file for everyone)',
+    onClick: () => void session.save()
+  });
+  const share = new ToolbarButton({
+    icon: shareIcon,
+    tooltip: 'Share with a JupyterHub user',
+    onClick: () => void shareWithUser(path)
+  });
+  const status = new StatusLine();
+  toolbar.addItem('avatars', avatars);
+  toolbar.addItem('add-cell', add);
+  toolbar.addItem('run-all', runAll);
+  toolbar.addItem('interrupt', interrupt);
+  toolbar.addItem('save', save);
+  toolbar.addItem('share', share);
+  toolbar.addItem('spacer', Toolbar.createSpacerItem());
+  toolbar.addItem('status', status);
+  const update = (current: NotebookStatus) => {
+    status.render(current);
+    const canEdit = current.role === 'editor' || current.role === 'runner';
+    add.setHidden(!canEdit);
+    save.setHidden(!canEdit);
+    runAll.setHidden(current.role !== 'runner');
+    interrupt.setHidden(current.role !== 'runner');
+  };
+  session.statusChanged.connect((_, current) => update(current));
+  update(session.status);
+}
