@@ -1,0 +1,16 @@
+# Single-user server settings of the hub harness (JUPYTER_CONFIG_DIR points here).
+# The same settings a real deployment uses are in docs/jupyterhub.md.
+import os
+
+c = get_config()  # noqa: F821 - provided by Jupyter when it loads this file
+
+c.ServerApp.allow_root = True  # the harness runs as root
+c.ServerApp.jpserver_extensions = {"marimo_collab_ext": True}
+# Read-only and edit-only access: map the hub's custom scopes to read / write / execute.
+c.ServerApp.authorizer_class = "marimo_collab_ext.auth.hub_authorizer.HubScopeAuthorizer"
+c.HubScopeAuthorizer.access_level = "read"
+# Re-check open connections every second so the revocation test stays short.
+c.MarimoCollab.role_recheck_interval = float(os.environ.get("MC_RECHECK_INTERVAL", "1"))
+c.MarimoCollab.journal_dir = os.path.join(
+    os.environ["MC_HUB_DIR"], "journal", os.environ["JUPYTERHUB_USER"]
+)
