@@ -11,7 +11,18 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from .text import PositionMapper, canonical, join_canonical, split_lines, utf16_len, utf16_slice
+from .text import (
+    AstralIndex,
+    PositionMapper,
+    astral_starts,
+    canonical,
+    join_canonical,
+    remember_astral_index,
+    split_lines,
+    take_astral_index,
+    utf16_len,
+    utf16_slice,
+)
 
 __all__ = ["ChangeSet", "MapMode"]
 
@@ -379,19 +390,30 @@ class ChangeSet:
             return "".join(pieces)
         if utf16_len(doc) != self._length:
             raise ValueError("Applying change set to a document with the wrong length")
-        mapper = PositionMapper(doc)
+        index = take_astral_index(doc)
+        mapper = PositionMapper(doc, index)
         s, inserted = self._sections, self._inserted
-        pieces, pos = [], 0
+        pieces: list[str] = []
+        pos = 0
         for k in range(0, len(s), 2):
             n, ins = s[k], s[k + 1]
             if ins < 0:
                 pieces.append(mapper.slice(pos, pos + n))
-            else:
-                mapper.index(pos + n)
-                if ins:
-                    pieces.append(inserted[k >> 1])
+            elif ins:
+                pieces.append(inserted[k >> 1])
             pos += n
-        return join_canonical(pieces)
+        result = join_canonical(pieces)
+        if index is None and self._inserts_ascii():
+            return result
+        # Hand the document's astral index on to the result, so that the next keystroke
+        # on a big document does not scan it again (see text.astral_index).
+        if index is None:
+            index = AstralIndex([], self._length)
+        for from_a, to_a, _, _, text in reversed(list(self.iter_changes())):
+            index.replace(from_a, to_a, astral_starts(text), utf16_len(text))
+        if len(index) and len(result) + len(index) == self._new_length:
+            remember_astral_index(result, index)  # unless a split pair was joined back
+        return result
 
     def invert(self, doc: str) -> ChangeSet:
         """The change set that turns the changed document back into ``doc``.

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 
 __all__ = [
+    "AstralIndex",
+    "astral_index",
+    "astral_starts",
+    "take_astral_index",
+    "remember_astral_index",
     "has_astral",
     "is_canonical",
     "canonical",
@@ -69,19 +76,149 @@ def has_astral(s: str) -> bool:
 
     Such characters take two UTF-16 code units; without them, Python indices are positions.
     """
+    return astral_index(s) is not None
+
+
+class AstralIndex:
+    """Where the astral characters of one string are, as UTF-16 positions.
+
+    A gap buffer: an edit near the last one costs O(1), not O(number of astral characters).
+    """
+
+    __slots__ = ("length", "head", "tail")
+
+    def __init__(self, starts: list[int], length: int) -> None:
+        self.length = length  # UTF-16 length of the string
+        self.head = starts  # ascending positions before the gap
+        self.tail: list[int] = []  # ascending distances from the end (length - position)
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail)
+
+    def count_before(self, pos: int) -> int:
+        """How many astral characters start before UTF-16 position ``pos``.
+
+        Includes one that ``pos`` splits.
+        """
+        tail = self.tail
+        return bisect_left(self.head, pos) + len(tail) - bisect_right(tail, self.length - pos)
+
+    def starts_at(self, pos: int) -> bool:
+        """Whether an astral character starts at UTF-16 position ``pos``.
+
+        ``p`` splits a pair exactly when one starts at ``p - 1``.
+        """
+        head, tail = self.head, self.tail
+        i = bisect_left(head, pos)
+        if i < len(head) and head[i] == pos:
+            return True
+        d = self.length - pos
+        j = bisect_left(tail, d)
+        return j < len(tail) and tail[j] == d
+
+    def _move_gap(self, pos: int) -> None:
+        head, tail, length = self.head, self.tail, self.length
+        while head and head[-1] >= pos:
+            tail.append(length - head.pop())
+        while tail and length - tail[-1] < pos:
+            head.append(length - tail.pop())
+
+    def replace(self, start: int, end: int, inserted: list[int], inserted_len: int) -> None:
+        """Update in place for ``[start, end)`` replaced by text of ``inserted_len`` units.
+
+        ``inserted`` are the astral positions within that text. Pairs cut at either end vanish.
+        """
+        self._move_gap(start)
+        head, tail = self.head, self.tail
+        if head and head[-1] == start - 1:
+            head.pop()
+        bound = self.length - end
+        while tail and tail[-1] > bound:
+            tail.pop()
+        if inserted:
+            head.extend([start + u for u in inserted])
+        self.length += inserted_len - (end - start)
+
+
+# Big documents with astral characters are edited a keystroke at a time: scanning them for
+# every edit would cost a full pass, so the indexes of the last few are kept (by identity:
+# hashing a large str is a full pass too), and ``ChangeSet.apply`` hands each one on to
+# the result. Not for concurrent use of one string from several threads.
+_CACHE_MIN_LEN = 512
+_CACHE_SIZE = 16
+_index_cache: OrderedDict[int, tuple[str, AstralIndex]] = OrderedDict()
+
+
+def _scan(s: str) -> AstralIndex | None:
+    starts = [m.start() + k for k, m in enumerate(_ASTRAL.finditer(s))]
+    return AstralIndex(starts, len(s) + len(starts)) if starts else None
+
+
+def astral_index(s: str) -> AstralIndex | None:
+    """The astral index of ``s``, or None when ``s`` has no astral character.
+
+    Shared with the cache: read it, never change it (``take_astral_index`` is for that).
+    """
     if _narrow(s):
-        return False
-    return _ASTRAL.search(s) is not None
+        return None
+    if len(s) < _CACHE_MIN_LEN:
+        return _scan(s)
+    hit = _index_cache.get(id(s))
+    if hit is not None and hit[0] is s:
+        _index_cache.move_to_end(id(s))
+        return hit[1]
+    index = _scan(s)
+    if index is not None:
+        remember_astral_index(s, index)
+    return index
+
+
+def take_astral_index(s: str) -> AstralIndex | None:
+    """The astral index of ``s``, removed from the cache so that the caller may change it.
+
+    For ``apply``, which turns the old document's index into the new one's.
+    """
+    if _narrow(s):
+        return None
+    hit = _index_cache.pop(id(s), None)
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    return _scan(s)
+
+
+def remember_astral_index(s: str, index: AstralIndex) -> None:
+    """Keep the astral index of a big string for the next edit of it.
+
+    ``index`` must describe ``s`` exactly.
+    """
+    if len(s) < _CACHE_MIN_LEN:
+        return
+    _index_cache[id(s)] = (s, index)
+    _index_cache.move_to_end(id(s))
+    while len(_index_cache) > _CACHE_SIZE:
+        _index_cache.popitem(last=False)
+
+
+def astral_starts(s: str) -> list[int]:
+    """UTF-16 positions of the astral characters of ``s``, ascending (empty if none).
+
+    A fresh list each time.
+    """
+    index = astral_index(s)
+    if index is None:
+        return []
+    return index.head + [index.length - d for d in reversed(index.tail)]
 
 
 def utf16_len(s: str) -> int:
     """Length of ``s`` in UTF-16 code units, CodeMirror's unit for positions and lengths.
 
-    O(1) for strings without astral characters (the usual case), one C pass otherwise.
+    O(1) for strings without astral characters (the usual case) and for cached documents.
     """
     if _narrow(s):
         return len(s)
-    return len(s.encode("utf-16-le", "surrogatepass")) >> 1
+    index = astral_index(s)
+    return len(s) if index is None else index.length
 
 
 def is_canonical(s: str) -> bool:
@@ -137,42 +274,30 @@ def _halves(c: str) -> tuple[str, str]:
     return chr(0xD800 + (v >> 10)), chr(0xDC00 + (v & 0x3FF))
 
 
-class PositionMapper:
-    """Convert ascending UTF-16 positions of one canonical string to Python indices.
+_LOOK_UP = object()
 
-    Walks the astral characters once, so a run of conversions costs one pass at most.
+
+class PositionMapper:
+    """Convert UTF-16 positions of one canonical string to Python indices.
+
+    Each lookup is a few bisections in the string's astral index.
     """
 
-    __slots__ = ("_s", "_iter", "_next", "_shift")
+    __slots__ = ("_s", "_index")
 
-    def __init__(self, s: str) -> None:
+    def __init__(self, s: str, index: AstralIndex | None | object = _LOOK_UP) -> None:
         self._s = s
-        self._shift = 0  # astral characters passed so far: position - index
-        if has_astral(s):
-            self._iter = _ASTRAL.finditer(s)
-            self._next = self._advance()
-        else:
-            self._iter = None
-            self._next = -1
-
-    def _advance(self) -> int:
-        m = next(self._iter, None)
-        return -1 if m is None else m.start()
+        self._index = astral_index(s) if index is _LOOK_UP else index
 
     def index(self, pos: int) -> tuple[int, bool]:
         """Python index for UTF-16 ``pos`` and whether ``pos`` falls inside a pair.
 
         When it does, the index is that of the astral character being split.
         """
-        while self._next >= 0:
-            start = self._next + self._shift
-            if pos <= start:
-                break
-            if pos == start + 1:
-                return self._next, True
-            self._shift += 1
-            self._next = self._advance()
-        return pos - self._shift, False
+        index = self._index
+        if index is None:
+            return pos, False
+        return pos - index.count_before(pos), index.starts_at(pos - 1)
 
     def slice(self, start: int, end: int) -> str:
         """The text between UTF-16 positions ``start`` and ``end`` (ascending across calls).
