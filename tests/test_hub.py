@@ -11,7 +11,7 @@ import time
 import pytest
 import websockets
 
-from tests.hub.harness import Peer, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
+from tests.hub.harness import Browser, Peer, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.hub
 
@@ -195,3 +195,41 @@ async def test_revoked_user_cannot_reconnect(hub, tokens):
         return
     code, _ = await asyncio.wait_for(peer.wait_closed(), hub.recheck_interval * 10 + 5)
     assert code == 4403
+
+
+# --- browsers: OAuth tokens carry only oauth_client_allowed_scopes the user holds -------------
+
+
+async def browser_peer(hub, user: str) -> tuple[Peer, dict]:
+    browser = Browser(hub)
+    browser.login(user)
+    browser.open_server("alice")
+    peer = await Peer.connect_as_browser(hub.ws_url("alice", NOTEBOOK), browser, "alice")
+    joined = await peer.join()
+    assert joined["status"] == "ok", joined
+    return peer, joined
+
+
+async def test_owner_in_a_browser_is_runner(hub):
+    peer, joined = await browser_peer(hub, "alice")
+    assert joined["self"]["role"] == "runner"
+    await peer.close()
+
+
+async def test_read_only_role_reaches_the_browser(hub):
+    peer, joined = await browser_peer(hub, "carol")
+    assert joined["self"]["role"] == "viewer"
+    reply = await peer.request(append_change(joined["notebook"]["cells"][0], " # carol"))
+    assert reply["error"]["code"] == "forbidden"
+    await peer.close()
+
+
+async def test_share_levels_reach_api_tokens_but_not_browsers(hub, shared_with_bob):
+    # JupyterHub 6.1: a share's scopes are in API tokens only; the browser's OAuth token has
+    # access:servers alone, which HubScopeAuthorizer reads as `access_level` (docs/jupyterhub.md).
+    peer, joined = await browser_peer(hub, "bob")
+    assert joined["self"]["role"] == "viewer"
+    await peer.close()
+    peer, joined = await open_peer(hub, shared_with_bob)
+    assert joined["self"]["role"] == "editor"
+    await peer.close()

@@ -6,9 +6,12 @@ Fixtures `hub`, `tokens` (import hub_fixture, tokens_fixture); `Hub`: REST API; 
 from __future__ import annotations
 
 import asyncio
+import html
+import http.cookiejar
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,7 +23,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 import websockets
@@ -210,6 +213,57 @@ class Hub:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class Browser:
+    """A cookie-keeping HTTP client that logs in and goes through the server's OAuth like a browser.
+
+    `cookie_header()` then authenticates a WebSocket the way JupyterLab's does.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path_or_url: str) -> tuple[str, str]:
+        """GET, following redirects; returns (final URL, body)."""
+        url = path_or_url if "://" in path_or_url else self.hub.url + path_or_url
+        with self.opener.open(url, timeout=60) as response:
+            return response.geturl(), response.read().decode("utf-8", "replace")
+
+    def post(self, url: str, fields: list[tuple[str, str]]) -> tuple[str, str]:
+        """POST a form, following redirects; returns (final URL, body)."""
+        request = urllib.request.Request(url, data=urlencode(fields).encode(), method="POST")
+        with self.opener.open(request, timeout=60) as response:
+            return response.geturl(), response.read().decode("utf-8", "replace")
+
+    def login(self, user: str) -> None:
+        """Log in to the hub (DummyAuthenticator password), landing on /hub/home, not a spawn."""
+        url, page = self.get("/hub/login?next=%2Fhub%2Fhome")
+        fields = [("username", user), ("password", self.hub.password)]
+        url, _ = self.post(url, fields + _hidden_inputs(page, "_xsrf"))
+        assert url.endswith("/hub/home"), url
+
+    def open_server(self, owner: str) -> str:
+        """Visit `owner`'s server: OAuth with the hub, accepting its consent page if shown."""
+        url, page = self.get(f"/user/{owner}/lab")
+        if "/hub/api/oauth2/authorize" in url:
+            fields = _hidden_inputs(page, "_xsrf") + _hidden_inputs(page, "scopes")
+            url, page = self.post(url, fields)
+        assert url.startswith(f"{self.hub.url}/user/{owner}/"), url
+        return url
+
+    def cookie_header(self, owner: str) -> str:
+        """The Cookie header a browser sends to `owner`'s server."""
+        request = urllib.request.Request(f"{self.hub.url}/user/{owner}/api/marimo-collab/ws")
+        self.jar.add_cookie_header(request)
+        return request.get_header("Cookie") or ""
+
+
+def _hidden_inputs(page: str, name: str) -> list[tuple[str, str]]:
+    pattern = rf'<input[^>]*name="{re.escape(name)}"[^>]*value="([^"]*)"'
+    return [(name, html.unescape(value)) for value in re.findall(pattern, page)]
+
+
 def _kill_group(pid: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -237,6 +291,18 @@ class Peer:
         ws = await websockets.connect(
             url, additional_headers={"Authorization": f"token {token}"}, open_timeout=30
         )
+        return cls(ws)
+
+    @classmethod
+    async def connect_as_browser(cls, url: str, browser: Browser, owner: str) -> Peer:
+        """Open the socket with the browser's cookies, Origin and fetch mode, like JupyterLab."""
+        headers = {
+            "Cookie": browser.cookie_header(owner),
+            "Origin": browser.hub.url,
+            "Sec-Fetch-Mode": "websocket",
+            "Sec-Fetch-Site": "same-origin",
+        }
+        ws = await websockets.connect(url, additional_headers=headers, open_timeout=30)
         return cls(ws)
 
     async def request(self, message: dict, timeout: float = 30) -> dict:
