@@ -301,3 +301,13 @@ def test_random_merges_keep_every_session_only_cell_and_apply_cleanly():
                 assert any(
                     code.endswith("# peer") and code.startswith(cell.code[:5]) for code in codes
                 )
+
+
+def test_cell_rewritten_in_place_keeps_its_id():
+    base = [CellData("import marimo as mo"), CellData("x = 1"), CellData('print("old")')]
+    disk = [CellData("import marimo as mo"), CellData("x = 1"), CellData("y = [n for n in z]")]
+    live = [LiveCell(f"c{i}", c.code) for i, c in enumerate(base)]
+    plan = plan_external_merge(base, ["c0", "c1", "c2"], disk, live)
+    assert plan.ops == []
+    assert plan.changes["c2"].apply('print("old")') == "y = [n for n in z]"
+    assert plan.disk_ids == ["c0", "c1", "c2"]

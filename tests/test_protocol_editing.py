@@ -235,3 +235,34 @@ async def test_flood_is_rate_limited(server, notebook, collab_settings):
         codes.add(reply.get("error", {}).get("code", "ok"))
     assert codes == {"ok", "rate_limited"}
     await ws.close()
+
+
+async def test_disk_rewrite_merges_and_keeps_live_edits(connect, jp_root_dir):
+    a = await connect()
+    live_cell, disk_cell = a.order[3], a.order[5]
+    a.edit(live_cell, {"from": 0, "insert": "# typed live\n"})
+    await a.flush()
+    path = jp_root_dir / "demo.py"
+    text = path.read_text()
+    assert 'print("largest square:", max(squares))' in text  # autosave may or may not have run
+    path.write_text(text.replace('print("largest square:", max(squares))',
+                                 'print("rewritten on disk")'))
+    event = await a.next_event(lambda e: e["type"] == "file_status", timeout=10)
+    assert event["status"] == "merged"
+    await asyncio.sleep(0.1)
+    assert a.text(disk_cell) == 'print("rewritten on disk")'
+    assert a.text(live_cell).startswith("# typed live\n")
+    b = await connect()
+    assert b.text(disk_cell) == a.text(disk_cell) and b.text(live_cell) == a.text(live_cell)
+    await a.next_event(lambda e: e["type"] == "saved", timeout=10)
+    final = path.read_text()
+    assert "# typed live" in final and "rewritten on disk" in final
+
+
+async def test_deleted_file_is_announced_and_save_recreates_it(connect, jp_root_dir):
+    a = await connect()
+    (jp_root_dir / "demo.py").unlink()
+    event = await a.next_event(lambda e: e["type"] == "file_status", timeout=10)
+    assert event["status"] == "missing" and "deleted" in event["message"]
+    await a.save()
+    assert parse_notebook((jp_root_dir / "demo.py").read_text()).cells[0].code == a.text(a.order[0])

@@ -75,7 +75,11 @@ def plan_external_merge(
         raise ValueError("base and base_ids must be aligned index by index")
     make_id = new_id or _random_id
     live_by_id = {cell.cell_id: cell for cell in live}
-    pairs = align_cells(base, disk)  # disk index -> base index
+    rewritable = {
+        i for i, (cell, cid) in enumerate(zip(base, base_ids, strict=True))
+        if cid in live_by_id and _unchanged(cell, live_by_id[cid])
+    }
+    pairs = align_cells(base, disk, rewritable)  # disk index -> base index
     matched_base = set(pairs.values())
     plan = MergePlan(disk_ids=[None] * len(disk))
 
@@ -127,10 +131,13 @@ def merge_text(base: str, disk: str, live: str) -> tuple[ChangeSet | None, bool]
     return to_disk.map(to_live, before=True), overlap
 
 
-def align_cells(base: list[CellData], disk: list[CellData]) -> dict[int, int]:
+def align_cells(
+    base: list[CellData], disk: list[CellData], rewritable: set[int] = frozenset()
+) -> dict[int, int]:
     """Which cell of the old file each cell of the new file is (disk index -> base index).
 
-    Same code in order, then same code moved, same name, similar code nearby, anywhere.
+    Same code in order, then same code moved, same name, similar code nearby, a `rewritable`
+    base cell rewritten in place (a replaced run of as many cells), then similar code anywhere.
     """
     pairs: dict[int, int] = {}
     matcher = SequenceMatcher(None, [c.code for c in base], [c.code for c in disk], autojunk=False)
@@ -143,8 +150,22 @@ def align_cells(base: list[CellData], disk: list[CellData]) -> dict[int, int]:
     for tag, i1, i2, j1, j2 in blocks:
         if tag == "replace":
             _pair_similar(base, disk, range(i1, i2), range(j1, j2), pairs, in_order=True)
+    _pair_in_place(blocks, pairs, rewritable)
     _pair_similar(base, disk, range(len(base)), range(len(disk)), pairs, in_order=False)
     return pairs
+
+
+def _pair_in_place(blocks: list, pairs: dict[int, int], rewritable: set[int]) -> None:
+    # A run of n cells replaced by n cells at the same place is those cells rewritten: keep
+    # their ids, so peers see the new code in the cell they know rather than a new cell.
+    # Only for cells nobody edited live: an edited one is kept beside the file's new cell.
+    taken = set(pairs.values())
+    for tag, i1, i2, j1, j2 in blocks:
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for k in range(j2 - j1):
+                if j1 + k not in pairs and i1 + k not in taken and i1 + k in rewritable:
+                    pairs[j1 + k] = i1 + k
+                    taken.add(i1 + k)
 
 
 def _merge_cell(base: CellData, disk: CellData, cell: LiveCell, plan: MergePlan) -> None:

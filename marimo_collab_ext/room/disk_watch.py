@@ -8,8 +8,10 @@ import logging
 from jupyter_core.utils import ensure_async
 from tornado.web import HTTPError
 
-from ..persistence.notebook_file import NotebookParseError, parse_notebook
+from ..persistence.disk_merge import LiveCell, plan_external_merge
+from ..persistence.notebook_file import NotebookData, NotebookParseError, parse_notebook
 from .room import Room
+from .structure import new_cell_id
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,34 @@ class DiskWatcher:
                             "message": f"{room.path} changed on disk but is not a marimo"
                             f" notebook now ({exc}); the session keeps its version."})
             return
-        apply_external_merge(room, disk, text)
-        room.broadcast({"type": "file_status", "status": "merged",
-                        "message": f"{room.path} changed on disk; the changes were merged."})
+        conflicts = apply_external_merge(room, disk, text)
+        message = f"{room.path} changed on disk; the changes were merged into the session."
+        if conflicts:
+            message += " " + " ".join(conflicts)
+        room.broadcast({"type": "file_status", "status": "merged", "message": message})
 
 
-def apply_external_merge(room: Room, disk, text: str) -> None:
-    """Filled in with persistence.disk_merge."""
-    raise NotImplementedError
+def apply_external_merge(room: Room, disk: NotebookData, text: str) -> list[str]:
+    """Apply the file's changes as the server's own `change` and `cells` messages.
+
+    Three-way against what the file last held, so the peers' live edits are kept.
+    """
+    base_ids = [cid for cid, _ in room.saved_base]
+    base = [cell for _, cell in room.saved_base]
+    live = [LiveCell(cid, room.authorities[cid].doc, room.structure.meta[cid].name,
+                     dict(room.structure.meta[cid].config)) for cid in room.structure.order]
+    taken = set(room.authorities)
+
+    def fresh_id() -> str:
+        taken.add(cell_id := new_cell_id(taken))
+        return cell_id
+
+    plan = plan_external_merge(base, base_ids, disk.cells, live, new_id=fresh_id)
+    for cell_id, changes in plan.changes.items():
+        room.server_change(cell_id, changes)
+    if plan.ops:
+        room.cells(None, plan.ops)
+    room.mark_merged(text, disk, plan.disk_ids)
+    if room.is_dirty():
+        room.saver.schedule()  # write the merged result (file + live edits) back
+    return plan.conflicts

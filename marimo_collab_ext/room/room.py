@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from ..ot import ChangeSet, Update
 from ..ot.text import utf16_len
 from ..persistence.journal import Journal
-from ..persistence.notebook_file import CellData, NotebookData, parse_notebook
+from ..persistence.notebook_file import CellData, NotebookData, parse_notebook, saved_codes
 from .authority import CellAuthority
 from .errors import BadRequest, Internal, ProtocolError, TooLarge, UnknownCell
 from .presence import Peer, Presence
@@ -47,8 +48,11 @@ class Room:
         self.journal = journal
         self.notebook = notebook  # options and header of the file; cells live in `authorities`
         self.saved_text = saved_text  # what the file held at the last load / save / disk merge
-        self.saved_cells: dict[str, str] = {}  # cell id -> code as in `saved_text`
+        # At the last load / save / merge: the typed code per cell (to tell if the session is
+        # dirty), and the cells as the file holds them in marimo's normal form (merge base).
+        self.saved_cells: dict[str, str] = {}
         self.saved_order: list[str] = []
+        self.saved_base: list[tuple[str | None, CellData]] = []
         self.epoch = uuid.uuid4().hex
         self.structure = NotebookStructure([])
         self.authorities: dict[str, CellAuthority] = {}
@@ -81,6 +85,8 @@ class Room:
         self.notebook = parse_notebook(self.saved_text)
         self.saved_order = list(snap["saved_order"])
         self.saved_cells = dict(snap["saved_cells"])
+        self.saved_base = [(c["id"], CellData(c["code"], c["name"], c["config"]))
+                           for c in snap["saved_base"]]
         cells = []
         for cell in snap["cells"]:
             self.authorities[cell["id"]] = CellAuthority(
@@ -111,12 +117,15 @@ class Room:
             "saved_text": self.saved_text,
             "saved_order": self.saved_order,
             "saved_cells": self.saved_cells,
+            "saved_base": [{"id": cid, "code": c.code, "name": c.name, "config": c.config}
+                           for cid, c in self.saved_base],
         }
 
     def _mark_saved(self, text: str) -> None:
         self.saved_text = text
         self.saved_order = list(self.structure.order)
         self.saved_cells = {cid: self.authorities[cid].doc for cid in self.saved_order}
+        self.saved_base = list(zip(self.saved_order, self.cell_data(), strict=True))
 
     def _recount(self) -> None:
         self.total_units = sum(a.length for a in self.authorities.values())
@@ -324,11 +333,29 @@ class Room:
         """After a save: the journal restarts from the current state."""
         self.journal.checkpoint(self.snapshot_state())
 
-    def mark_saved(self, text: str, codes: dict[str, str], order: list[str]) -> None:
-        """The file now holds `text`, made from `codes` in `order` (edits may have followed)."""
-        self.saved_text, self.saved_order, self.saved_cells = text, list(order), dict(codes)
+    def mark_saved(self, text: str, written: NotebookData, order: list[str]) -> None:
+        """The file now holds `text`, written from `written` (cells in `order`).
+
+        Edits may have arrived since: they stay unsaved.
+        """
+        self.saved_text, self.saved_order = text, list(order)
+        self.saved_cells = {cid: cell.code for cid, cell in zip(order, written.cells, strict=True)}
+        in_file = saved_codes(written, text)
+        self.saved_base = [(cid, CellData(code, cell.name, dict(cell.config)))
+                           for cid, cell, code in zip(order, written.cells, in_file, strict=True)]
         self.checkpoint()
 
+    def mark_merged(self, text: str, disk: NotebookData, disk_ids: list[str | None]) -> None:
+        """The file was changed by another program to `text`, now merged into the session.
+
+        A `None` id is a file cell the session had deleted: it stays in the merge base only.
+        """
+        self.saved_text = text
+        self.saved_base = list(zip(disk_ids, disk.cells, strict=True))
+        self.saved_order = [cid for cid in disk_ids if cid is not None]
+        self.saved_cells = {cid: cell.code for cid, cell in self.saved_base if cid is not None}
+        self.notebook = dataclasses.replace(disk, cells=[])  # the file's app options and header
+        self.checkpoint()
 
 def _offset_of(doc: str, line: object, column: object) -> int:
     """UTF-16 offset of a 1-based line and 0-based UTF-16 column, clamped to the line."""
