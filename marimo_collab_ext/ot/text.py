@@ -168,8 +168,9 @@ def astral_index(s: str) -> AstralIndex | None:
         _index_cache.move_to_end(id(s))
         return hit[1]
     index = _scan(s)
-    if index is not None:
-        remember_astral_index(s, index)
+    # None is kept too: a str whose size hides its width (say, with a cached UTF-8 copy)
+    # is scanned once, not at every keystroke.
+    remember_astral_index(s, index)
     return index
 
 
@@ -186,7 +187,7 @@ def take_astral_index(s: str) -> AstralIndex | None:
     return _scan(s)
 
 
-def remember_astral_index(s: str, index: AstralIndex) -> None:
+def remember_astral_index(s: str, index: AstralIndex | None) -> None:
     """Keep the astral index of a big string for the next edit of it.
 
     ``index`` must describe ``s`` exactly.
