@@ -91,7 +91,8 @@ class AuthorityEndpoint:
         return {"ok": True}
 
     def on_local(self, msg: dict) -> dict:
-        self.shadows[msg["peer"]].local_change(ChangeSet.from_json(msg["changes"]))
+        changes = ChangeSet.from_json(msg["changes"])
+        self.shadows[msg["peer"]].local_change(changes, keep_empty=msg.get("keepEmpty", False))
         return self._compare(msg["peer"], msg["expect"])
 
     def on_receive(self, msg: dict) -> dict:
@@ -100,7 +101,16 @@ class AuthorityEndpoint:
 
     def on_final(self, msg: dict) -> dict:
         stats = msg["stats"]
-        for key in ("pushes", "stale", "gone", "dupSent", "partial", "disconnects", "rejoins"):
+        for key in (
+            "pushes",
+            "stale",
+            "gone",
+            "effectOnly",
+            "dupSent",
+            "partial",
+            "disconnects",
+            "rejoins",
+        ):
             self.totals[key] = self.totals.get(key, 0) + stats[key]
         where = f"run {self.run}"
         self.failures += [f"{where}: {e}" for e in stats["errors"]]
@@ -158,6 +168,7 @@ def test_collab_peers_converge_with_per_push_rebase(seed: int) -> None:
     assert endpoint.totals["runs"] == 150
     assert endpoint.totals["stale"] == 0, f"seed {seed}: stale answers while history is held"
     assert endpoint.totals["dupSent"] > 0 and endpoint.totals["partial"] > 0
+    assert endpoint.totals["effectOnly"] > 0
     assert endpoint.totals["disconnects"] > 0 and endpoint.totals["rejoins"] > 0
 
 

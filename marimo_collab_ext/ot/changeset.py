@@ -284,7 +284,10 @@ class ChangeSet:
             else:
                 raise ValueError(f"Invalid change spec {spec!r}")
 
-        process(specs)
+        try:
+            process(specs)
+        except RecursionError:
+            raise ValueError("change specs are nested too deeply") from None
         flush(state["total"] is None)
         return state["total"]
 

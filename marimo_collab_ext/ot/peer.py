@@ -35,13 +35,14 @@ class PeerDocument:
         """
         return utf16_len(self.doc)
 
-    def local_change(self, changes: ChangeSet) -> None:
-        """Apply a local edit and record it as unconfirmed (nothing is recorded if empty).
+    def local_change(self, changes: ChangeSet, keep_empty: bool = False) -> None:
+        """Apply a local edit and record it as unconfirmed (an empty one only with ``keep_empty``).
 
         Raises ValueError when ``changes`` does not fit the local document.
         """
         self.doc = changes.apply(self.doc)
-        if not changes.empty:
+        # collab() records an update without changes only when it carries shared effects.
+        if keep_empty or not changes.empty:
             self._unconfirmed.append(Update(changes, self.client_id))
 
     def sendable(self) -> list[Update]:

@@ -301,7 +301,7 @@ class PositionMapper:
         return pos - index.count_before(pos), index.starts_at(pos - 1)
 
     def slice(self, start: int, end: int) -> str:
-        """The text between UTF-16 positions ``start`` and ``end`` (ascending across calls).
+        """The text between UTF-16 positions ``start`` and ``end`` of the string.
 
         Like JavaScript's ``slice``: a bound inside a pair keeps the half in range.
         """

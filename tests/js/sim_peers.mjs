@@ -4,7 +4,7 @@
 // here is virtual: random latency, duplicated and reordered pushes, partial pushes,
 // disconnects with pull-based resync, and re-joins with a fresh clientID.
 import { readSync } from "node:fs";
-import { EditorState, ChangeSet } from "@codemirror/state";
+import { EditorState, ChangeSet, StateEffect } from "@codemirror/state";
 import { collab, receiveUpdates, sendableUpdates, getSyncedVersion, getClientID } from "@codemirror/collab";
 
 const seed = Number(process.argv[2] ?? 1) >>> 0;
@@ -45,6 +45,10 @@ function ask(msg) {
   return JSON.parse(readLine());
 }
 
+// Effect-only updates (no changes) exist in collab() when effects are shared.
+const marker = StateEffect.define();
+const sharedEffects = (tr) => tr.effects.filter((e) => e.is(marker));
+
 const INS = ["a", "b", "xy", " ", "\n", "😀", "👩‍💻", "中", "é", "\r\n", ""];
 let idCounter = 0;
 const freshID = () => `s${seed}-${idCounter++}`; // unique per editor, never reused
@@ -66,14 +70,14 @@ const toWire = (us) => us.map((u) => ({ clientID: u.clientID, changes: u.changes
 const fromWire = (us) => us.map((u) => ({ clientID: u.clientID, changes: ChangeSet.fromJSON(u.changes) }));
 
 function oneRun(run) {
-  const stats = { pushes: 0, stale: 0, gone: 0, dupSent: 0, partial: 0, disconnects: 0, rejoins: 0, errors: [] };
+  const stats = { pushes: 0, stale: 0, gone: 0, effectOnly: 0, dupSent: 0, partial: 0, disconnects: 0, rejoins: 0, errors: [] };
   const initial = pick(["", "abc", "hello 😀 world\nline two", "x = 1\ny = 2\n"]);
   ask({ t: "reset", doc: initial, maxHistory });
   const nPeers = 2 + int(3);
   const peers = [];
   function newPeer(i, doc, version) {
     const id = freshID();
-    const state = EditorState.create({ doc, extensions: [collab({ startVersion: version, clientID: id })] });
+    const state = EditorState.create({ doc, extensions: [collab({ startVersion: version, clientID: id, sharedEffects })] });
     ask({ t: "shadow", peer: i, doc, version, clientID: id });
     return { i, state, inFlight: null, connected: true, pendingPull: false };
   }
@@ -172,7 +176,12 @@ function oneRun(run) {
           const changes = ChangeSet.of(randSpecs(p.state.doc.length), p.state.doc.length);
           p.state = p.state.update({ changes }).state;
           check(p, ask({ t: "local", peer: p.i, changes: changes.toJSON(), expect: expect(p) }));
-        } else if (p.connected && r < 0.33) {
+        } else if (r < 0.31) {
+          stats.effectOnly++;
+          p.state = p.state.update({ effects: marker.of(null) }).state;
+          const empty = ChangeSet.empty(p.state.doc.length).toJSON();
+          check(p, ask({ t: "local", peer: p.i, changes: empty, keepEmpty: true, expect: expect(p) }));
+        } else if (p.connected && r < 0.34) {
           // Disconnect: everything in the air to this peer is lost.
           stats.disconnects++;
           p.connected = false; p.inFlight = null; p.pendingPull = false; epoch[p.i]++;
