@@ -75,6 +75,13 @@ class MarimoCollab(ExtensionApp):
     role_recheck_interval = Float(
         5.0, help="Seconds between re-checks of each connection's permissions."
     ).tag(config=True)
+    role_recheck_grace = Float(
+        60.0, help="How long a connection keeps its role while JupyterHub cannot be asked."
+    ).tag(config=True)
+    owner = Unicode(
+        "", help="Username never narrowed by the lists below (default: $JUPYTERHUB_USER, or on a"
+        " plain server everyone Jupyter's own token or password lets in)."
+    ).tag(config=True)
 
     kernel_python = Unicode(
         sys.executable, help="Python executable that runs marimo kernels (the user's environment)."

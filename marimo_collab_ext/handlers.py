@@ -11,11 +11,11 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.ioloop import PeriodicCallback
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .auth.identity import identity_of
-from .auth.roles import RolePolicy, authorize_message, resolve_role
+from .auth.recheck import RoleWatcher
+from .auth.roles import Role, RolePolicy, authorize_message, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
 from .room.manager import normalize_path
 from .room.presence import Peer
@@ -26,7 +26,6 @@ REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_
             "interrupt", "restart_kernel", "stdin"}
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin"}
-CLOSE_FORBIDDEN = 4403
 
 
 class TokenBucket:
@@ -77,8 +76,10 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         super().open(*args, **kwargs)
         self.set_nodelay(True)  # Nagle's algorithm costs tens of ms per edit (DESIGN.md)
         self.bucket = TokenBucket(self.app.rate_limit, self.app.rate_burst)
-        self.recheck = PeriodicCallback(self._recheck_role, self.app.role_recheck_interval * 1000)
-        self.recheck.start()
+        self.role_watcher = RoleWatcher(self, self.current_user, self.notebook_path, self.policy,
+                                        self.role, on_change=self._role_changed,
+                                        on_revoked=self.close)
+        self.role_watcher.start()
         self.background: set[asyncio.Task] = set()
 
     # ---- the room's view of this socket (room.presence.Connection) -------------------------
@@ -156,8 +157,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     async def _authorize(self, kind: str) -> None:
         """One Authorizer call per message, in one place (docs/protocol.md, "Roles")."""
-        await authorize_message(self, self.current_user, kind, self.notebook_path, self.policy,
-                                current=self.role)
+        await authorize_message(self, self.role_watcher.user, kind, self.notebook_path,
+                                self.policy, current=self.role)
 
     # ---- one method per message type -------------------------------------------------------
 
@@ -232,24 +233,16 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def _recheck_role(self) -> None:
-        """Grants and revocations reach open sockets within `role_recheck_interval`."""
-        try:
-            role = await resolve_role(self, self.current_user, self.notebook_path, self.policy)
-        except Exception:
-            self.log.exception("marimo-collab: permission re-check failed; closing")
-            role = None
-        if role is None:
-            self.close(CLOSE_FORBIDDEN, "your access to this notebook was revoked")
-            return
+    def _role_changed(self, role: Role, user) -> None:
+        """A grant or downgrade found by the re-check: every peer sees the new role."""
         self.role = role
         if self.peer is not None and self.room is not None:
             self.room.set_role(self.peer, role.wire_name)
 
     def on_close(self) -> None:
-        recheck = getattr(self, "recheck", None)
-        if recheck is not None:
-            recheck.stop()
+        watcher = getattr(self, "role_watcher", None)
+        if watcher is not None:
+            watcher.stop()
         super().on_close()
         if self.room is not None and self.peer is not None:
             self.room.remove_peer(self.peer.peer_id, self)
