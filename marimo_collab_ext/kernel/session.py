@@ -1,0 +1,316 @@
+"""One marimo kernel per notebook room: start, run, watch, restart, stop.
+
+The room calls these coroutines; kernel notifications come back through callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import adapter
+from .model import CellCode, KernelStartError, NoPendingInput, UnknownObject
+from .outputs import KernelOutputs
+
+log = logging.getLogger(__name__)
+
+NotificationCallback = Callable[[str, dict[str, Any]], None]
+StatusCallback = Callable[[str, "str | None"], None]
+
+# How long shutdown waits for the killed process to be reaped.
+_KILL_WAIT = 5.0
+_STDERR_IN_REASON = 8
+
+
+def _exit_reason(code: int, stderr: Iterable[str]) -> str:
+    if code < 0:
+        try:
+            what = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            what = f"was killed by signal {-code}"
+    else:
+        what = f"exited with code {code}"
+    tail = [line for line in stderr if line.strip()][-_STDERR_IN_REASON:]
+    return f"Kernel {what}" + ("\n" + "\n".join(tail) if tail else "")
+
+
+class KernelSession:
+    """The marimo kernel of one notebook, shared by every peer of its room.
+
+    Outputs and UI values are folded here so a late joiner gets them at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        python: str = sys.executable,
+        cwd: str,
+        notebook_path: str | None,
+        on_notification: NotificationCallback,
+        on_status: StatusCallback,
+        max_output_bytes: int = 5 * 2**20,
+        startup_timeout: float = 30,
+    ) -> None:
+        self.python = python
+        self.cwd = cwd
+        self.notebook_path = notebook_path
+        self.startup_timeout = startup_timeout
+        self._on_notification = on_notification
+        self._on_status = on_status
+        self._outputs = KernelOutputs(max_output_bytes)
+        self._cells: dict[str, CellCode] = {}
+        self._proc: adapter.KernelProcess | None = None
+        self._status = "none"
+        self._lock = asyncio.Lock()
+        # Kinds of the commands whose `completed-run` has not arrived, oldest first.
+        self._pending: collections.deque[str] = collections.deque()
+        self.started_at: float | None = None
+
+    @property
+    def status(self) -> str:
+        """none, starting, ready, busy, idle, dead or stopped."""
+        return self._status
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel process id while one is running."""
+        return self._proc.pid if self._proc is not None else None
+
+    # -- callbacks to the room ----------------------------------------------
+
+    def _set_status(self, status: str, message: str | None = None) -> None:
+        if status == self._status and message is None:
+            return
+        self._status = status
+        try:
+            self._on_status(status, message)
+        except Exception:
+            log.exception("on_status callback failed")
+
+    def _emit(self, op: str, data: dict[str, Any]) -> None:
+        try:
+            self._on_notification(op, data)
+        except Exception:
+            log.exception("on_notification callback failed")
+
+    def _refresh_activity(self) -> None:
+        if self._status in ("ready", "idle", "busy"):
+            busy = bool(self._pending) or self._outputs.busy()
+            self._set_status("busy" if busy else "idle")
+
+    # -- kernel events (on the event loop, handed over by adapter threads) ---
+
+    def _on_messages(self, proc: adapter.KernelProcess, batch: list[bytes]) -> None:
+        if proc is not self._proc:
+            return  # a kernel we already replaced
+        for raw in batch:
+            try:
+                data = json.loads(raw)
+                op = data.pop("op")
+            except (ValueError, KeyError, AttributeError):
+                log.warning("undecodable kernel message dropped")
+                continue
+            self._emit(op, self._outputs.apply(op, data))
+            if op == "completed-run":
+                self._completed()
+        self._refresh_activity()
+
+    def _send(self, proc: adapter.KernelProcess, command: Any, kind: str = "run") -> None:
+        proc.send(command)
+        self._pending.append(kind)
+        self._refresh_activity()
+
+    def _completed(self) -> None:
+        if not self._pending:
+            return
+        # marimo merges every UI update waiting in its queue into one run (and
+        # skips their copies later), so one completion settles all pending UI updates.
+        if self._pending.popleft() == "ui":
+            self._pending = collections.deque(k for k in self._pending if k != "ui")
+
+    def _on_exit(self, proc: adapter.KernelProcess, code: int) -> None:
+        # Reap the rest of its process group and the queues off the loop.
+        asyncio.get_running_loop().run_in_executor(None, proc.kill)
+        reason = _exit_reason(code, proc.stderr_tail)
+        if not proc.ready.done():
+            # Still starting: the start coroutine reports it and raises.
+            proc.ready.set_exception(KernelStartError(reason))
+            return
+        if proc is not self._proc:
+            return  # stopped on purpose, or already replaced
+        self._proc = None
+        self._pending.clear()
+        for cell_id in self._outputs.stop_active():
+            self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
+        self._set_status("dead", reason)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _remember(self, cells: Iterable[CellCode]) -> None:
+        self._cells = {c.id: c for c in cells}
+        self._outputs.set_code({c.id: c.code for c in self._cells.values()})
+
+    def _clear_outputs(self) -> None:
+        # marimo's own way to blank a cell, so peers clear without a new message type.
+        for cell_id in self._outputs.clear():
+            self._emit(
+                "cell-op",
+                {
+                    "cell_id": cell_id,
+                    "output": {"channel": "output", "mimetype": "text/plain", "data": ""},
+                    "console": [],
+                    "status": "idle",
+                    "stale_inputs": False,
+                },
+            )
+
+    async def start(self, cells: list[CellCode]) -> None:
+        """Launch the kernel and register the whole notebook without running it.
+
+        Raises KernelStartError(reason); a kernel already running is kept.
+        """
+        self._remember(cells)
+        async with self._lock:
+            await self._start_locked()
+
+    async def _start_locked(self, message: str | None = None) -> None:
+        if self._proc is not None:
+            return
+        self._clear_outputs()
+        self._set_status("starting", message)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        proc: adapter.KernelProcess | None = None
+        try:
+            version = await loop.run_in_executor(
+                None, adapter.kernel_marimo_version, self.python, self.startup_timeout
+            )
+            adapter.check_version(version)
+            proc = adapter.KernelProcess(
+                python=self.python,
+                cwd=self.cwd,
+                notebook_path=self.notebook_path,
+                cells=list(self._cells.values()),
+                loop=loop,
+                on_messages=self._on_messages,
+                on_exit=self._on_exit,
+            )
+            self._proc = proc
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.ready), self.startup_timeout)
+            except asyncio.TimeoutError:
+                raise KernelStartError(
+                    f"Kernel did not become ready within {self.startup_timeout:.0f} s"
+                ) from None
+        except KernelStartError as e:
+            self._proc = None
+            if proc is not None:
+                await loop.run_in_executor(None, proc.kill)
+            self._set_status("dead", e.reason)
+            raise
+        self.started_at = time.monotonic() - started
+        self._set_status("ready", f"marimo {version}, pid {proc.pid}")
+        self._send(proc, adapter.create_notebook(self._cells.values()))
+
+    async def _ensure_started(self) -> adapter.KernelProcess:
+        async with self._lock:
+            await self._start_locked()
+            assert self._proc is not None
+            return self._proc
+
+    async def run(self, cells: list[CellCode]) -> None:
+        """Run these cells with this code (starting the kernel if needed).
+
+        marimo's reactivity then reruns their dependents; completion is `completed-run`.
+        """
+        cells = list(cells)
+        for cell in cells:
+            self._cells[cell.id] = cell
+        self._outputs.update_code({c.id: c.code for c in cells})
+        proc = await self._ensure_started()
+        if not cells:
+            return
+        self._send(proc, adapter.execute(cells))
+
+    async def sync_cells(self, cells: list[CellCode]) -> None:
+        """Tell the kernel the notebook changed without running anything.
+
+        Deleted cells leave the graph; edited cells wait, shown stale, for a run.
+        """
+        old = self._cells
+        self._remember(cells)
+        codes = {c.id: c.code for c in cells if c.id in old and old[c.id].code != c.code}
+        configs = {c.id: c.config for c in cells if c.id in old and old[c.id].config != c.config}
+        deleted = [cell_id for cell_id in old if cell_id not in self._cells]
+        if self._proc is None or not (codes or configs or deleted):
+            return
+        self._send(self._proc, adapter.edit(codes, configs, deleted))
+
+    async def set_ui_value(self, object_id: str, value: Any) -> None:
+        """Set a UI element's value as if this peer moved it; dependents rerun.
+
+        Raises UnknownObject when no current output shows that element.
+        """
+        if self._proc is None:
+            raise UnknownObject(f"No UI element {object_id!r}: the kernel is not running")
+        self._outputs.set_ui_value(object_id, value)
+        self._send(self._proc, adapter.update_ui(object_id, value), "ui")
+
+    async def interrupt(self) -> None:
+        """Interrupt the running cell (SIGINT to the kernel), like Ctrl+C."""
+        if self._proc is not None:
+            self._proc.interrupt()
+
+    async def send_stdin(self, text: str) -> None:
+        """Answer the `input()` a cell is waiting in; peers see the answer.
+
+        Raises NoPendingInput when no cell is waiting.
+        """
+        if self._proc is None or not self._outputs.waiting_for_stdin():
+            raise NoPendingInput("No cell is waiting for input")
+        self._proc.send_input(text)
+        answered = self._outputs.answer_stdin(text)
+        if answered is not None:
+            cell_id, console = answered
+            # cell-op console semantics: [] clears, a list appends.
+            self._emit("cell-op", {"cell_id": cell_id, "console": []})
+            self._emit("cell-op", {"cell_id": cell_id, "console": console})
+
+    async def restart(self, cells: list[CellCode]) -> None:
+        """Replace the kernel with a fresh one; every output is cleared for all peers.
+
+        Raises KernelStartError when the new kernel cannot start.
+        """
+        self._remember(cells)
+        async with self._lock:
+            await self._stop_locked()
+            await self._start_locked("restarting: outputs cleared")
+
+    async def _stop_locked(self) -> bool:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return False
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, proc.kill)
+        await loop.run_in_executor(None, proc.wait, _KILL_WAIT)
+        self._pending.clear()
+        for cell_id in self._outputs.stop_active():
+            self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
+        return True
+
+    async def shutdown(self) -> None:
+        """Kill the kernel and its process group; status becomes `stopped`."""
+        async with self._lock:
+            if await self._stop_locked() or self._status not in ("none", "stopped"):
+                self._set_status("stopped")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `kernel` field of a join response: status, outputs, UI values."""
+        return self._outputs.snapshot(self._status)
