@@ -233,3 +233,23 @@ async def test_share_levels_reach_api_tokens_but_not_browsers(hub, shared_with_b
     peer, joined = await open_peer(hub, shared_with_bob)
     assert joined["self"]["role"] == "editor"
     await peer.close()
+
+
+# --- hub groups ---------------------------------------------------------------------------------
+
+
+async def test_hub_group_level_maps_to_editor(hub, tokens):
+    # hank reaches alice's server through a role of his group; group_levels makes crew editors.
+    peer, joined = await open_peer(hub, tokens["hank"])
+    assert joined["self"]["role"] == "editor"
+    await peer.close()
+
+
+async def test_group_share_does_not_reach_api_tokens(hub, tokens):
+    # JupyterHub 6.1 ignores group shares for tokens (docs/jupyterhub.md): no access at all.
+    hub.create_users(["ivan"])
+    hub.ok("POST", "/groups/shared-crew", {"users": ["ivan"]})
+    hub.share_with_group("alice", "shared-crew", [ACCESS, WRITE], tokens["alice"])
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await Peer.connect(hub.ws_url("alice", NOTEBOOK), hub.token_for("ivan"))
+    assert refused.value.response.status_code == 403

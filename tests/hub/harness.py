@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EXAMPLE = REPO / "examples" / "demo.py"
 CHP = HERE / "node_modules" / ".bin" / "configurable-http-proxy"
-USERS = ("alice", "bob", "carol", "dave", "erin")
+USERS = ("alice", "bob", "carol", "dave", "erin", "hank")
 
 
 def free_port() -> int:
@@ -170,6 +170,10 @@ class Hub:
     def share(self, owner: str, user: str, scopes: list[str], token: str) -> dict:
         """`owner` shares their default server with `user` (using the owner's token)."""
         return self.ok("POST", f"/shares/{owner}/", {"user": user, "scopes": scopes}, token)
+
+    def share_with_group(self, owner: str, group: str, scopes: list[str], token: str) -> dict:
+        """`owner` shares their default server with a hub group."""
+        return self.ok("POST", f"/shares/{owner}/", {"group": group, "scopes": scopes}, token)
 
     def revoke(self, owner: str, user: str, token: str, scopes: list[str] | None = None) -> None:
         """Revoke some (or all) scopes `owner` shared with `user`."""
@@ -350,7 +354,7 @@ class Peer:
 
 @pytest.fixture(scope="session", name="hub")
 def hub_fixture(tmp_path_factory):
-    """A running hub with users alice..erin, alice's server up, and the example notebook.
+    """A running hub with USERS (hank in group crew), alice's server up, the example notebook.
 
     Stopped (by PID) at the end of the session.
     """

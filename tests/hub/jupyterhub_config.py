@@ -65,6 +65,13 @@ c.JupyterHub.load_roles = [
         "users": ["carol"],
         "scopes": ["access:servers!server=alice/", "custom:marimo-collab:read!server=alice/"],
     },
+    # Members of the hub group "crew" may reach alice's server; their level comes from the
+    # single-user server's HubScopeAuthorizer.group_levels (crew -> write).
+    {
+        "name": "crew-on-alice",
+        "groups": ["crew"],
+        "scopes": ["access:servers!server=alice/"],
+    },
     # The harness itself: creates users, starts servers, issues tokens.
     {
         "name": "harness",
@@ -72,6 +79,7 @@ c.JupyterHub.load_roles = [
         "scopes": [
             "admin:users",
             "admin:servers",
+            "admin:groups",
             "tokens",
             "list:users",
             "read:users",
@@ -79,6 +87,7 @@ c.JupyterHub.load_roles = [
         ],
     },
 ]
+c.JupyterHub.load_groups = {"crew": {"users": ["hank"]}}
 c.JupyterHub.services = [{"name": "harness", "api_token": os.environ["MC_HUB_ADMIN_TOKEN"]}]
 
 # Without this, browsers' OAuth tokens for a server carry only access:servers, whatever roles say.

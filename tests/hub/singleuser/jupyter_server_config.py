@@ -9,6 +9,7 @@ c.ServerApp.jpserver_extensions = {"marimo_collab_ext": True}
 # Read-only and edit-only access: map the hub's custom scopes to read / write / execute.
 c.ServerApp.authorizer_class = "marimo_collab_ext.auth.hub_authorizer.HubScopeAuthorizer"
 c.HubScopeAuthorizer.access_level = "read"
+c.HubScopeAuthorizer.group_levels = {"crew": "write"}
 # Re-check open connections every second so the revocation test stays short.
 c.MarimoCollab.role_recheck_interval = float(os.environ.get("MC_RECHECK_INTERVAL", "1"))
 c.MarimoCollab.journal_dir = os.path.join(
