@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from .sections import add_insert, add_section, compose_sections, map_sections
 from .text import (
     AstralIndex,
     PositionMapper,
@@ -21,7 +22,6 @@ from .text import (
     split_lines,
     take_astral_index,
     utf16_len,
-    utf16_slice,
 )
 
 __all__ = ["ChangeSet", "MapMode"]
@@ -46,92 +46,6 @@ def _bad(why: str) -> ValueError:
 def _is_count(v: Any) -> bool:
     # JSON true is an int in Python and 5.0 a float: neither is a length.
     return type(v) is int and v >= 0
-
-
-def _add_section(sections: list[int], length: int, ins: int, force_join: bool = False) -> None:
-    # CodeMirror's addSection: the merging rules here define the normalised form.
-    if length == 0 and ins <= 0:
-        return
-    last = len(sections) - 2
-    if last >= 0 and ins <= 0 and ins == sections[last + 1]:
-        sections[last] += length
-    elif last >= 0 and length == 0 and sections[last] == 0:
-        sections[last + 1] += ins
-    elif force_join:
-        sections[last] += length
-        sections[last + 1] += ins
-    else:
-        sections.append(length)
-        sections.append(ins)
-
-
-def _add_insert(values: list[str], sections: list[int], value: str) -> None:
-    if not value:
-        return
-    index = (len(sections) - 2) >> 1
-    if index < len(values):
-        values[-1] = join_canonical([values[-1], value])
-    else:
-        while len(values) < index:
-            values.append("")
-        values.append(value)
-
-
-class _SectionIter:
-    """Cursor over the sections of one change set (CodeMirror's SectionIter)."""
-
-    __slots__ = ("sections", "inserted", "i", "len", "ins", "off")
-
-    def __init__(self, cs: ChangeSet) -> None:
-        self.sections = cs._sections
-        self.inserted = cs._inserted
-        self.i = 0
-        self.next()
-
-    def next(self) -> None:
-        if self.i < len(self.sections):
-            self.len = self.sections[self.i]
-            self.ins = self.sections[self.i + 1]
-            self.i += 2
-        else:
-            self.len = 0
-            self.ins = -2
-        self.off = 0
-
-    @property
-    def done(self) -> bool:
-        return self.ins == -2
-
-    @property
-    def len2(self) -> int:
-        return self.len if self.ins < 0 else self.ins
-
-    @property
-    def text(self) -> str:
-        index = (self.i - 2) >> 1
-        return "" if index >= len(self.inserted) else self.inserted[index]
-
-    def text_bit(self, length: int) -> str:
-        index = (self.i - 2) >> 1
-        if index >= len(self.inserted):
-            return ""
-        return utf16_slice(self.inserted[index], self.off, self.off + length)
-
-    def forward(self, length: int) -> None:
-        if length == self.len:
-            self.next()
-        else:
-            self.len -= length
-            self.off += length
-
-    def forward2(self, length: int) -> None:
-        if self.ins == -1:
-            self.forward(length)
-        elif length == self.ins:
-            self.next()
-        else:
-            self.ins -= length
-            self.off += length
 
 
 class ChangeSet:
@@ -236,7 +150,7 @@ class ChangeSet:
             if not force and not state["sections"]:
                 return
             if state["pos"] < length:
-                _add_section(state["sections"], length - state["pos"], -1)
+                add_section(state["sections"], length - state["pos"], -1)
             part = cls(state["sections"], state["inserted"])
             total = state["total"]
             state["total"] = total.compose(part.map(total)) if total is not None else part
@@ -277,9 +191,9 @@ class ChangeSet:
                 if frm < state["pos"]:
                     flush()
                 if frm > state["pos"]:
-                    _add_section(state["sections"], frm - state["pos"], -1)
-                _add_section(state["sections"], to - frm, ins_len)
-                _add_insert(state["inserted"], state["sections"], text)
+                    add_section(state["sections"], frm - state["pos"], -1)
+                add_section(state["sections"], to - frm, ins_len)
+                add_insert(state["inserted"], state["sections"], text)
                 state["pos"] = to
             else:
                 raise ValueError(f"Invalid change spec {spec!r}")
@@ -453,7 +367,7 @@ class ChangeSet:
             return other
         if other.empty:
             return self
-        return _compose(self, other, True)
+        return ChangeSet(*compose_sections(self, other, True))
 
     def map(self, other: ChangeSet, before: bool = False) -> ChangeSet:
         """This set moved over ``other`` (both from the same document), to apply after it.
@@ -466,7 +380,7 @@ class ChangeSet:
             )
         if other.empty:
             return self
-        return _map(self, other, before, True)
+        return ChangeSet(*map_sections(self, other, before, True))
 
     def map_desc(self, other: ChangeSet, before: bool = False) -> ChangeSet:
         """Like ``map`` but without inserted text: only positions are kept.
@@ -477,7 +391,7 @@ class ChangeSet:
             raise ValueError(
                 f"Mismatched change set lengths (map {self._length} over {other._length})"
             )
-        return _map(self, other, before, False)
+        return ChangeSet(*map_sections(self, other, before, False))
 
     def compose_desc(self, other: ChangeSet) -> ChangeSet:
         """Like ``compose`` but without inserted text: only positions are kept.
@@ -492,7 +406,7 @@ class ChangeSet:
             return other
         if other.empty:
             return self
-        return _compose(self, other, False)
+        return ChangeSet(*compose_sections(self, other, False))
 
     def map_pos(self, pos: int, assoc: int = -1, mode: MapMode = MapMode.SIMPLE) -> int | None:
         """Map a position in the old document to the new one (None when ``mode`` says deleted).
@@ -528,100 +442,3 @@ class ChangeSet:
         if pos > pos_a:
             raise ValueError(f"Position {pos} is out of range for changeset of length {pos_a}")
         return pos_b
-
-
-def _map(set_a: ChangeSet, set_b: ChangeSet, before: bool, mk_set: bool) -> ChangeSet:
-    # CodeMirror's mapSet; callers checked the lengths, so the loop ends.
-    sections: list[int] = []
-    insert: list[str] | None = [] if mk_set else None
-    a, b = _SectionIter(set_a), _SectionIter(set_b)
-    inserted = -1
-    while True:
-        if (a.done and b.len) or (b.done and a.len):
-            raise ValueError("Mismatched change set lengths")
-        elif a.ins == -1 and b.ins == -1:
-            n = min(a.len, b.len)
-            _add_section(sections, n, -1)
-            a.forward(n)
-            b.forward(n)
-        elif b.ins >= 0 and (
-            a.ins < 0
-            or inserted == a.i
-            or (a.off == 0 and (b.len < a.len or (b.len == a.len and not before)))
-        ):
-            n = b.len
-            _add_section(sections, b.ins, -1)
-            while n:
-                piece = min(a.len, n)
-                if a.ins >= 0 and inserted < a.i and a.len <= piece:
-                    _add_section(sections, 0, a.ins)
-                    if insert is not None:
-                        _add_insert(insert, sections, a.text)
-                    inserted = a.i
-                a.forward(piece)
-                n -= piece
-            b.next()
-        elif a.ins >= 0:
-            n, left = 0, a.len
-            while left:
-                if b.ins == -1:
-                    piece = min(left, b.len)
-                    n += piece
-                    left -= piece
-                    b.forward(piece)
-                elif b.ins == 0 and b.len < left:
-                    left -= b.len
-                    b.next()
-                else:
-                    break
-            _add_section(sections, n, a.ins if inserted < a.i else 0)
-            if insert is not None and inserted < a.i:
-                _add_insert(insert, sections, a.text)
-            inserted = a.i
-            a.forward(a.len - left)
-        elif a.done and b.done:
-            return ChangeSet(sections, insert if insert is not None else [])
-        else:
-            raise ValueError("Mismatched change set lengths")
-
-
-def _compose(set_a: ChangeSet, set_b: ChangeSet, mk_set: bool) -> ChangeSet:
-    # CodeMirror's composeSets; callers checked the lengths, so the loop ends.
-    sections: list[int] = []
-    insert: list[str] | None = [] if mk_set else None
-    a, b = _SectionIter(set_a), _SectionIter(set_b)
-    open_ = False
-    while True:
-        if a.done and b.done:
-            return ChangeSet(sections, insert if insert is not None else [])
-        elif a.ins == 0:
-            _add_section(sections, a.len, 0, open_)
-            a.next()
-        elif b.len == 0 and not b.done:
-            _add_section(sections, 0, b.ins, open_)
-            if insert is not None:
-                _add_insert(insert, sections, b.text)
-            b.next()
-        elif a.done or b.done:
-            raise ValueError("Mismatched change set lengths")
-        else:
-            n = min(a.len2, b.len)
-            section_len = len(sections)
-            if a.ins == -1:
-                ins_b = -1 if b.ins == -1 else (0 if b.off else b.ins)
-                _add_section(sections, n, ins_b, open_)
-                if insert is not None and ins_b:
-                    _add_insert(insert, sections, b.text)
-            elif b.ins == -1:
-                _add_section(sections, 0 if a.off else a.len, n, open_)
-                if insert is not None:
-                    _add_insert(insert, sections, a.text_bit(n))
-            else:
-                _add_section(sections, 0 if a.off else a.len, 0 if b.off else b.ins, open_)
-                if insert is not None and not b.off:
-                    _add_insert(insert, sections, b.text)
-            open_ = (a.ins > n or (b.ins >= 0 and b.len > n)) and (
-                open_ or len(sections) > section_len
-            )
-            a.forward2(n)
-            b.forward(n)
