@@ -6,6 +6,7 @@ Pure parts with stand-in handlers; the end-to-end socket tests live with the han
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -33,6 +34,7 @@ from marimo_collab_ext.auth.roles import (
     resolve_role,
 )
 from marimo_collab_ext.room.errors import BadRequest, Forbidden
+from tests.hub.harness import Peer
 
 
 class RightsAuthorizer(Authorizer):
@@ -514,3 +516,102 @@ async def _until(predicate, timeout=2.0):
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.005)
+
+
+# --- end to end on a plain jupyter_server: two identities with different rights ----------------
+
+
+class TableIdentityProvider(IdentityProvider):
+    """Token header -> person, for two people besides the server's own token."""
+
+    people = {"vera-token": "vera", "eddie-token": "eddie"}
+
+    async def get_user(self, handler):
+        header = handler.request.headers.get("Authorization", "")
+        name = self.people.get(header.removeprefix("token ").strip())
+        return User(name) if name else await super().get_user(handler)
+
+
+class TableAuthorizer(Authorizer):
+    """Rights per username, changeable while sockets are open; anyone else has everything."""
+
+    rights: dict[str, set[tuple[str, str]]] = {}
+
+    def is_authorized(self, handler, user, action, resource):
+        rights = self.rights.get(user.username)
+        return True if rights is None else (action, resource) in rights
+
+
+@pytest.fixture
+def jp_server_config(journal_dir):
+    TableAuthorizer.rights = {"vera": set(READ), "eddie": set(WRITE)}
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"marimo_collab_ext": True},
+            "identity_provider_class": TableIdentityProvider,
+            "authorizer_class": TableAuthorizer,
+        },
+        "MarimoCollab": {
+            "journal_dir": str(journal_dir),
+            "role_recheck_interval": 0.2,
+            "room_idle_timeout": 0.5,
+        },
+    }
+
+
+async def socket_as(server, notebook, token):
+    url = server["url"].replace("http://", "ws://") + f"api/marimo-collab/ws?path={notebook}"
+    peer = await Peer.connect(url, token)
+    joined = await peer.join()
+    assert joined["status"] == "ok", joined
+    return peer, joined
+
+
+def append(cell, text):
+    end = len(cell["code"].encode("utf-16-le")) // 2
+    return {
+        "type": "change",
+        "document_id": cell["id"],
+        "version": cell["version"],
+        "updates": [
+            {
+                "clientID": f"t{time.monotonic_ns()}",
+                "changes": [{"from": end, "to": end, "insert": text}],
+            }
+        ],
+    }
+
+
+async def test_viewer_and_editor_on_one_server(server, notebook):
+    vera, joined_v = await socket_as(server, notebook, "vera-token")
+    eddie, joined_e = await socket_as(server, notebook, "eddie-token")
+    assert joined_v["self"]["role"] == "viewer" and joined_e["self"]["role"] == "editor"
+    assert joined_v["self"]["user"]["username"] == "vera"
+    cell = joined_e["notebook"]["cells"][-1]
+    assert (await eddie.request(append(cell, " # eddie")))["status"] == "ok"
+    for attempt in (append(cell, " # vera"), {"type": "save"}, {"type": "run", "cell_ids": []}):
+        reply = await vera.request(attempt)
+        assert reply["error"]["code"] == "forbidden", reply
+    reply = await eddie.request({"type": "run", "cell_ids": [cell["id"]]})
+    assert reply["error"]["code"] == "forbidden", reply
+    await vera.close()
+    await eddie.close()
+
+
+async def test_changed_rights_reach_an_open_socket(server, notebook):
+    eddie, joined = await socket_as(server, notebook, "eddie-token")
+    me = joined["self"]["peer_id"]
+    TableAuthorizer.rights["eddie"] = set(READ)
+    await eddie.next(
+        lambda m: (
+            m.get("type") == "presence"
+            and m["peer"]["peer_id"] == me
+            and m["peer"]["role"] == "viewer"
+        ),
+        timeout=10,
+    )
+    cell = joined["notebook"]["cells"][-1]
+    assert (await eddie.request(append(cell, " # late")))["error"]["code"] == "forbidden"
+    TableAuthorizer.rights["eddie"] = set()
+    code, reason = await eddie.wait_closed(timeout=10)
+    assert code == CLOSE_FORBIDDEN and reason
