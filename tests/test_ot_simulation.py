@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from marimo_collab_ext.ot import ChangeSet, PeerDocument, Update
+from marimo_collab_ext.ot import ChangeSet, PeerDocument, Update, rebase_updates
 from marimo_collab_ext.room.authority import CellAuthority
 from marimo_collab_ext.room.errors import ProtocolError
 from tests.ot_jsharness import ensure_node_modules
@@ -41,6 +41,7 @@ class AuthorityEndpoint:
     failures: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     max_history: int = 1000
+    authority_class: type = CellAuthority
 
     def handle(self, msg: dict) -> dict:
         handler = getattr(self, "on_" + msg["t"])
@@ -51,7 +52,7 @@ class AuthorityEndpoint:
         return {"ok": True}
 
     def on_reset(self, msg: dict) -> dict:
-        self.authority = CellAuthority(msg["doc"], 0, msg["maxHistory"])
+        self.authority = self.authority_class(msg["doc"], 0, msg["maxHistory"])
         self.shadows = {}
         return {"ok": True}
 
@@ -129,13 +130,15 @@ class AuthorityEndpoint:
         return {"ok": True}
 
 
-def simulate(seed: int, runs: int, max_history: int = 1000) -> AuthorityEndpoint:
+def simulate(
+    seed: int, runs: int, max_history: int = 1000, authority_class: type = CellAuthority
+) -> AuthorityEndpoint:
     """Run ``runs`` simulations from ``seed``, answering Node's requests line by line.
 
     Returns the endpoint with its failures and totals.
     """
     js_dir = ensure_node_modules()
-    endpoint = AuthorityEndpoint(max_history=max_history)
+    endpoint = AuthorityEndpoint(max_history=max_history, authority_class=authority_class)
     proc = subprocess.Popen(
         ["node", "sim_peers.mjs", str(seed), str(runs), str(max_history)],
         cwd=js_dir,
@@ -162,10 +165,10 @@ def simulate(seed: int, runs: int, max_history: int = 1000) -> AuthorityEndpoint
 
 @pytest.mark.parametrize("seed", [FIXED_SEED, RANDOM_SEED], ids=["fixed-seed", "random-seed"])
 def test_collab_peers_converge_with_per_push_rebase(seed: int) -> None:
-    endpoint = simulate(seed, runs=150)
+    endpoint = simulate(seed, runs=120)
     print(f"simulation seed {seed}: {endpoint.totals}")
     assert endpoint.failures == [], f"seed {seed}: {endpoint.failures[:5]}"
-    assert endpoint.totals["runs"] == 150
+    assert endpoint.totals["runs"] == 120
     assert endpoint.totals["stale"] == 0, f"seed {seed}: stale answers while history is held"
     assert endpoint.totals["dupSent"] > 0 and endpoint.totals["partial"] > 0
     assert endpoint.totals["effectOnly"] > 0
@@ -180,3 +183,19 @@ def test_peers_converge_when_history_is_compacted() -> None:
     print(f"compacted simulation seed {seed}: {endpoint.totals}")
     assert endpoint.failures == [], f"seed {seed}: {endpoint.failures[:5]}"
     assert endpoint.totals["stale"] > 0 and endpoint.totals["gone"] > 0
+
+
+class ComposedRebaseAuthority(CellAuthority):
+    """The wrong authority of shared/DESIGN.md: rebases a stale push over all missed updates."""
+
+    def push(self, version, updates):
+        missed = [u for push in self.since(version) for u in push.updates]
+        if missed and updates:
+            return super().push(self.version, rebase_updates(list(updates), missed))
+        return super().push(version, updates)
+
+
+def test_simulation_catches_the_composed_rebase_divergence() -> None:
+    # Guards the simulation itself: it must see the divergence DESIGN.md describes.
+    endpoint = simulate(7, runs=80, authority_class=ComposedRebaseAuthority)
+    assert any("authority at" in failure for failure in endpoint.failures), endpoint.totals
