@@ -143,8 +143,22 @@ function rebaseCase() {
 function ofCase() {
   const len = int(12);
   const specs = randSpecs(len);
+  // ChangeSet.of also takes whole change sets among the specs; they travel as
+  // {changeset: <JSON>} here. Sometimes of the wrong length, which must be refused.
+  let jsSpecs = specs;
+  const wire = specs;
+  if (rnd() < 0.3) {
+    const setLen = rnd() < 0.85 ? len : len + 1;
+    const cs = randSet(setLen);
+    const at = int(specs.length + 1);
+    jsSpecs = [...specs.slice(0, at), cs, ...specs.slice(at)];
+    return ofResult(jsSpecs, [...specs.slice(0, at), { changeset: cs.toJSON() }, ...specs.slice(at)], len);
+  }
+  return ofResult(jsSpecs, wire, len);
+}
+function ofResult(jsSpecs, specs, len) {
   let json = null, error = null;
-  try { json = ChangeSet.of(specs, len).toJSON(); } catch (e) { error = String(e.message); }
+  try { json = ChangeSet.of(jsSpecs, len).toJSON(); } catch (e) { error = String(e.message); }
   return { kind: "of", specs, length: len, json, error };
 }
 
