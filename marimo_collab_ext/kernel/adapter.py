@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import os
 import queue
@@ -163,7 +164,7 @@ class KernelProcess:
         notebook_path: str | None,
         cells: list[CellCode],
         loop: asyncio.AbstractEventLoop,
-        on_messages: Callable[[KernelProcess, list[bytes]], None],
+        on_messages: Callable[[KernelProcess, list[tuple[str, dict[str, Any]]]], None],
         on_exit: Callable[[KernelProcess, int], None],
     ) -> None:
         self._loop = loop
@@ -238,20 +239,26 @@ class KernelProcess:
         self._call(self._on_exit, self, code)
 
     def _read(self) -> None:
-        # marimo's receiver thread fills a queue.Queue; hand it over in batches
-        # so a burst of cell-ops costs one wake-up of the event loop.
+        # marimo's receiver thread fills a queue.Queue. Decode here, off the event
+        # loop (outputs can be megabytes), and hand over in batches: one wake-up each.
         stream = self._queues.stream_queue
         while not self._closed.is_set():
             try:
-                first = stream.get(timeout=0.2)
+                raw = [stream.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            batch = [first]
-            while len(batch) < 256:
+            while len(raw) < 256:
                 try:
-                    batch.append(stream.get_nowait())
+                    raw.append(stream.get_nowait())
                 except queue.Empty:
                     break
+            batch = []
+            for message in raw:
+                try:
+                    data = json.loads(message)
+                    batch.append((data.pop("op"), data))
+                except (ValueError, KeyError, AttributeError, TypeError):
+                    log.warning("kernel %s: undecodable message dropped", self.pid)
             self._call(self._on_messages, self, batch)
 
     # -- commands ----------------------------------------------------------

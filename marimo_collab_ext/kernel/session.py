@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import signal
 import sys
@@ -107,16 +106,12 @@ class KernelSession:
 
     # -- kernel events (on the event loop, handed over by adapter threads) ---
 
-    def _on_messages(self, proc: adapter.KernelProcess, batch: list[bytes]) -> None:
+    def _on_messages(
+        self, proc: adapter.KernelProcess, batch: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         if proc is not self._proc:
             return  # a kernel we already replaced
-        for raw in batch:
-            try:
-                data = json.loads(raw)
-                op = data.pop("op")
-            except (ValueError, KeyError, AttributeError):
-                log.warning("undecodable kernel message dropped")
-                continue
+        for op, data in batch:
             self._emit(op, self._outputs.apply(op, data))
             if op == "completed-run":
                 self._completed()
