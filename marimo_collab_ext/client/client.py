@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from ..ot import ChangeSet, Update
 from ..ot.peer import PeerDocument
@@ -244,8 +245,8 @@ class CollabClient:
                     if exc.response.get("gone"):
                         return  # the caller re-joins (see `reconnect`)
                     await self._catch_up(cell)
-        except (ConnectionError, asyncio.CancelledError):
-            return
+        except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
+            return  # unconfirmed updates stay in the document; `reconnect` pushes them
         finally:
             cell.pushing = False
 
@@ -295,6 +296,16 @@ class CollabClient:
         self.ws = await ws_connect(self.url, additional_headers=self.headers, max_size=None)
         self._reader = asyncio.ensure_future(self._read())
         return await self.join()
+
+    async def wait_closed(self) -> None:
+        """Return once the socket has closed (server gone, network lost, or `close`).
+
+        Long-running clients (CLI `watch`, `mirror`) await it to know when to `reconnect`.
+        """
+        if self._reader is not None:
+            # wait(), not await: a cancelled waiter must not stop the reader, and an
+            # abnormal close (ConnectionClosedError) is an answer here, not an error
+            await asyncio.wait({self._reader})
 
     async def close(self) -> None:
         for task in list(self._push_tasks):
