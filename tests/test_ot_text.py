@@ -11,7 +11,13 @@ import pytest
 
 from marimo_collab_ext.ot import ChangeSet, utf16_len
 from marimo_collab_ext.ot import text as text_module
-from marimo_collab_ext.ot.text import astral_starts, canonical, utf16_slice
+from marimo_collab_ext.ot.text import (
+    astral_starts,
+    canonical,
+    index_to_utf16,
+    utf16_slice,
+    utf16_to_index,
+)
 
 PIECES = ["a", "bc", "\n", "é", "中文", "😀", "👩\u200d💻", "🇫🇷", "\ud83d", "\ude00", " "]
 SEED = random.SystemRandom().randrange(2**32)
@@ -88,3 +94,13 @@ def test_utf16_slice_matches_the_reference() -> None:
         b = rng.randint(a, n)
         expected = units[2 * a : 2 * b].decode("utf-16-le", "surrogatepass")
         assert utf16_slice(s, a, b) == expected, (s, a, b)
+
+
+def test_index_and_position_conversions_are_inverse() -> None:
+    rng = random.Random(SEED)
+    for _ in range(200):
+        s = random_text(rng, rng.randint(0, 700))
+        index = rng.randint(0, len(s))
+        pos = index_to_utf16(s, index)
+        assert pos == len(s[:index].encode("utf-16-le", "surrogatepass")) // 2
+        assert utf16_to_index(s, pos) == index

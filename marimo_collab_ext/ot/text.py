@@ -348,7 +348,9 @@ def index_to_utf16(s: str, index: int) -> int:
     """
     if _narrow(s):
         return index
-    return utf16_len(s[:index])
+    index = max(0, min(index, len(s)))
+    # Scan the string in place: a slice would be a new big string for the index cache.
+    return index + sum(1 for _ in _ASTRAL.finditer(s, 0, index))
 
 
 def split_lines(s: str) -> list[str]:
