@@ -154,6 +154,17 @@ async def test_ui_value_reruns_dependent_and_reaches_late_joiner(room, session):
         await session.set_ui_value("nope-0", 1)
 
 
+async def test_burst_of_ui_values_settles_on_the_last_one(room, session):
+    # marimo merges queued UI updates into one run: the session must still come back idle.
+    await run_and_settle(room, session, slider6())
+    for value in (4, 5, 6, 7, 8, 9):
+        await session.set_ui_value(f"{SLIDER}-0", value)
+    await room.until(lambda: session.status == "idle")
+    snap = session.snapshot()
+    assert "81" in output_text(snap, SQUARED)
+    assert snap["ui_values"] == {f"{SLIDER}-0": 9}
+
+
 async def test_edit_without_run_shows_stale_and_delete_leaves_graph(room, session):
     await run_and_settle(room, session, slider6())
     cells = slider6(bkHC="a = 9")

@@ -125,9 +125,9 @@ def edit(
     )
 
 
-def update_ui(object_id: str, value: Any) -> UpdateUIElementCommand:
-    """Set one UI element's value, as a browser interaction would."""
-    return UpdateUIElementCommand(object_ids=[object_id], values=[value])
+def update_ui(values: dict[str, Any]) -> UpdateUIElementCommand:
+    """Set UI elements' values, as browser interactions would."""
+    return UpdateUIElementCommand(object_ids=list(values), values=list(values.values()))
 
 
 def _kernel_args(cells: list[CellCode], notebook_path: str | None, info: Any) -> KernelArgs:

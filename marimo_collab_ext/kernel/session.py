@@ -70,6 +70,11 @@ class KernelSession:
         self._lock = asyncio.Lock()
         # Kinds of the commands whose `completed-run` has not arrived, oldest first.
         self._pending: collections.deque[str] = collections.deque()
+        # At most one UI update in flight; newer values wait here, latest wins.
+        # marimo would merge queued UI updates into one run with one completed-run,
+        # and then our count of pending runs could no longer be exact.
+        self._ui_in_flight = False
+        self._ui_held: dict[str, Any] = {}
         self.started_at: float | None = None
 
     @property
@@ -101,7 +106,7 @@ class KernelSession:
 
     def _refresh_activity(self) -> None:
         if self._status in ("ready", "idle", "busy"):
-            busy = bool(self._pending) or self._outputs.busy()
+            busy = bool(self._pending or self._ui_held) or self._outputs.busy()
             self._set_status("busy" if busy else "idle")
 
     # -- kernel events (on the event loop, handed over by adapter threads) ---
@@ -125,10 +130,20 @@ class KernelSession:
     def _completed(self) -> None:
         if not self._pending:
             return
-        # marimo merges every UI update waiting in its queue into one run (and
-        # skips their copies later), so one completion settles all pending UI updates.
         if self._pending.popleft() == "ui":
-            self._pending = collections.deque(k for k in self._pending if k != "ui")
+            self._ui_in_flight = False
+            if self._ui_held and self._proc is not None:
+                held, self._ui_held = self._ui_held, {}
+                self._send_ui(self._proc, held)
+
+    def _send_ui(self, proc: adapter.KernelProcess, values: dict[str, Any]) -> None:
+        self._ui_in_flight = True
+        self._send(proc, adapter.update_ui(values), "ui")
+
+    def _forget_commands(self) -> None:
+        self._pending.clear()
+        self._ui_in_flight = False
+        self._ui_held.clear()
 
     def _on_exit(self, proc: adapter.KernelProcess, code: int) -> None:
         # Reap the rest of its process group and the queues off the loop.
@@ -141,7 +156,7 @@ class KernelSession:
         if proc is not self._proc:
             return  # stopped on purpose, or already replaced
         self._proc = None
-        self._pending.clear()
+        self._forget_commands()
         for cell_id in self._outputs.stop_active():
             self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
         self._set_status("dead", reason)
@@ -256,7 +271,11 @@ class KernelSession:
         if self._proc is None:
             raise UnknownObject(f"No UI element {object_id!r}: the kernel is not running")
         self._outputs.set_ui_value(object_id, value)
-        self._send(self._proc, adapter.update_ui(object_id, value), "ui")
+        if self._ui_in_flight:
+            self._ui_held.pop(object_id, None)  # re-insert: last write goes last
+            self._ui_held[object_id] = value
+            return
+        self._send_ui(self._proc, {object_id: value})
 
     async def interrupt(self) -> None:
         """Interrupt the running cell (SIGINT to the kernel), like Ctrl+C."""
@@ -295,7 +314,7 @@ class KernelSession:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, proc.kill)
         await loop.run_in_executor(None, proc.wait, _KILL_WAIT)
-        self._pending.clear()
+        self._forget_commands()
         for cell_id in self._outputs.stop_active():
             self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
         return True
