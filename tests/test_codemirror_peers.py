@@ -48,6 +48,51 @@ async def run_swarm(server_url: str, token: str, path: str, timeout: float = 180
     return json.loads(out)
 
 
+class Swarm:
+    """A swarm started with `control`: type until `finish()`; `acked()` asks for acked tokens."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, server_url: str, token: str, path: str, **config) -> Swarm:
+        js_dir = ensure_swarm_modules()
+        config = {"url": ws_url(server_url, path), "token": token, "control": True,
+                  "edits": 10**7, **config}
+        proc = await asyncio.create_subprocess_exec(
+            "node", "peers/swarm.mjs", json.dumps(config), cwd=js_dir, limit=2**28,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_OPTIONS": ""})
+        return cls(proc)
+
+    async def _line(self, timeout: float) -> dict:
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            err = await self.proc.stderr.read()
+            raise RuntimeError(f"swarm exited: {err.decode(errors='replace')}")
+        return json.loads(line)
+
+    async def acked(self, timeout: float = 30) -> set[str]:
+        """Tokens whose push was answered `ok` so far."""
+        self.proc.stdin.write(b"acked\n")
+        await self.proc.stdin.drain()
+        return set((await self._line(timeout))["acked"])
+
+    async def finish(self, timeout: float = 180) -> dict:
+        """Stop typing, let every peer settle, and return the report."""
+        self.proc.stdin.write(b"stop\n")
+        await self.proc.stdin.drain()
+        try:
+            return await self._line(timeout)
+        finally:
+            self.kill()
+            await self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
 async def server_docs(server_url: str, token: str, path: str) -> dict[str, str]:
     """What a fresh client reads from the server: cell id -> text."""
     client = await CollabClient.connect(server_url, path, token=token)

@@ -13,6 +13,7 @@
 // must survive to the end (concurrent insertions survive deletions in CodeMirror's OT).
 import { EditorState, ChangeSet } from "@codemirror/state";
 import { collab, receiveUpdates, sendableUpdates, getSyncedVersion } from "@codemirror/collab";
+import { createInterface } from "node:readline";
 import WebSocket from "ws";
 
 const DEFAULTS = {
@@ -33,6 +34,7 @@ const DEFAULTS = {
   protectTokens: false,
   reconnectBackoff: [50, 300],
   deadlineMs: 120000,
+  control: false, // read commands on stdin: "stop" (stop typing, settle), "acked" (print them)
 };
 const cfg = { ...DEFAULTS, ...JSON.parse(process.argv[2] ?? "{}") };
 
@@ -62,6 +64,7 @@ const typed = new Set();
 const lostUnconfirmed = []; // unconfirmed text a session change forced us to drop (reported)
 let clientCounter = 0;
 let settling = false;
+let stopTyping = false;
 
 /** Messages delivered after a random delay, never overtaking each other. */
 class DelayQueue {
@@ -385,7 +388,7 @@ class Peer {
 
   async type() {
     while (!this.joined) await sleep(5);
-    while (this.editsDone < cfg.edits) {
+    while (this.editsDone < cfg.edits && !stopTyping) {
       await sleep(between(cfg.editInterval));
       if (!this.cells.size) continue;
       this.keystroke();
@@ -403,7 +406,16 @@ class Peer {
   }
 }
 
+function listen() {
+  const lines = createInterface({ input: process.stdin });
+  lines.on("line", (line) => {
+    if (line === "stop") stopTyping = true;
+    else if (line === "acked") process.stdout.write(JSON.stringify({ acked: [...acked] }) + "\n");
+  });
+}
+
 async function main() {
+  if (cfg.control) listen();
   const deadline = Date.now() + cfg.deadlineMs;
   const peers = Array.from({ length: cfg.peers }, (_, i) => new Peer(i));
   for (const peer of peers) peer.connect();
