@@ -55,13 +55,22 @@ class Saver:
 
     async def _autosave_quietly(self) -> None:
         try:
-            await self.save()
+            await self.save(auto=True)
         except Exception:
             log.debug("autosave of %s failed (already broadcast)", self.room.path)
 
-    async def save(self) -> str:
-        """Write the session to the file in marimo's format; returns the content hash."""
+    async def save(self, *, auto: bool = False) -> str | None:
+        """Write the session to the file in marimo's format; returns the content hash.
+
+        An autosave that finds the file gone returns None (only an explicit save recreates it).
+        """
         async with self.lock:
+            # Another program may have written the file since the last poll: merge its change
+            # first, or this write would silently discard it.
+            if self.room.watcher is not None:
+                await self.room.watcher.check()
+            if auto and self.file_missing:
+                return None
             return await self._save_locked()
 
     async def _save_locked(self) -> str:
