@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from .handlers import CollabSocketHandler
 from .room.manager import RoomManager
@@ -101,9 +101,16 @@ class MarimoCollab(ExtensionApp):
 
     default_role = Unicode(
         "runner",
-        help="Most a user other than the server's owner may do: viewer, editor or runner."
-        " Only narrows what the Authorizer grants.",
+        help="Most a user other than the server's owner may do: viewer, editor, runner, or"
+        " none (only the owner gets in). Only narrows what the Authorizer grants.",
     ).tag(config=True)
+    @validate("default_role")
+    def _check_default_role(self, proposal) -> str:
+        value = proposal["value"].strip().lower()
+        if value not in ("viewer", "editor", "runner", "none"):
+            raise TraitError(f"default_role must be viewer, editor, runner or none, not {value!r}")
+        return value
+
     viewers = List(Unicode(), help="Usernames limited to viewing.").tag(config=True)
     editors = List(Unicode(), help="Usernames limited to editing (no running).").tag(config=True)
     runners = List(Unicode(), help="Usernames allowed to run.").tag(config=True)

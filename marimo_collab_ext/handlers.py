@@ -13,7 +13,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from .auth.identity import identity_of
+from .auth.identity import IdentityUnavailable, identity_of, refresh_identity
 from .auth.recheck import RoleWatcher
 from .auth.roles import Role, RolePolicy, authorize_message, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
@@ -67,7 +67,12 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         except ProtocolError as exc:
             raise web.HTTPError(400, exc.message) from None
         self.policy = RolePolicy.from_app(self.app)
-        self.role = await resolve_role(self, self.current_user, self.notebook_path, self.policy)
+        try:  # under JupyterHub, the hub's answer now, not HubAuth's copy of up to 300 s ago
+            user = await refresh_identity(self, self.current_user)
+        except IdentityUnavailable:
+            raise web.HTTPError(503, "JupyterHub could not confirm your access") from None
+        self.role = await resolve_role(self, user, self.notebook_path, self.policy)
+        self.fresh_user = user
         if self.role is None:
             raise web.HTTPError(403, "no read access to this notebook")
         await super().get(*args, **kwargs)
@@ -76,7 +81,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         super().open(*args, **kwargs)
         self.set_nodelay(True)  # Nagle's algorithm costs tens of ms per edit (DESIGN.md)
         self.bucket = TokenBucket(self.app.rate_limit, self.app.rate_burst)
-        self.role_watcher = RoleWatcher(self, self.current_user, self.notebook_path, self.policy,
+        self.role_watcher = RoleWatcher(self, self.fresh_user, self.notebook_path, self.policy,
                                         self.role, on_change=self._role_changed,
                                         on_revoked=self.close)
         self.role_watcher.start()
@@ -171,7 +176,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         manager = self.app.room_manager
         room = await manager.get(self.notebook_path)
         existing = room.presence.peers.get(peer_id)
-        user = identity_of(self.current_user)
+        user = identity_of(self.role_watcher.user)
         if existing is not None and existing.user.get("username") != user["username"]:
             raise BadRequest("that `peer_id` belongs to someone else")
         versions = message.get("versions")
