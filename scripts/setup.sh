@@ -15,11 +15,11 @@ apt_install() {
 
 python3 -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20)'; then
+node_ok() { node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; }
+if ! command -v node >/dev/null || ! node_ok; then
   apt_install nodejs npm
 fi
-node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' \
-  || { echo "Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
+node_ok || { echo "Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # shellcheck disable=SC1091
