@@ -1,0 +1,1 @@
+"""Load generator and benchmarks (run `bash benchmarks/run.sh`; see docs/benchmarks.md)."""

@@ -1,0 +1,103 @@
+"""Markdown tables from a results file: figures per server, ratios ours/theirs, goals.
+
+`python -m benchmarks.report benchmarks/results/<file>.json` prints them again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# The issue's goals: fan-out p99 per scenario (ms), CPU ratio, confirmation, join.
+P99_GOAL_MS = {"10 clients": 3, "50 clients": 8, "viewers": 30}
+CPU_RATIO_GOAL = 1 / 3
+CONFIRM_GOAL_MS = 50
+JOIN_GOAL_MS = 50
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _ratio(a, b) -> str:
+    return "–" if a is None or not b else f"{a / b:.2f}"
+
+
+def _goal(name: str) -> float | None:
+    return next((g for key, g in P99_GOAL_MS.items() if key in name), None)
+
+
+def table(out: dict) -> str:
+    lines = ["| scenario | server | fan-out p50 ms | fan-out p99 ms | confirm p99 ms | stale |"
+             " delivered / offered edits/s | server CPU ms/edit | server CPU | generator CPU |"
+             " schedule lag p99 ms | converged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_name: dict[str, dict[str, dict]] = {}
+    for r in out["scenarios"]:
+        name = r["scenario"]["name"]
+        by_name.setdefault(name, {})[r["target"]] = r
+        confirm = r["confirm_ms"]["p99"] if r["confirm_ms"] else None
+        lines.append(
+            f"| {name} | {r['target']} | {_ms(r['fanout_ms']['p50'])} |"
+            f" {_ms(r['fanout_ms']['p99'])} | {_ms(confirm)} |"
+            f" {r['stale_answers'] if r['target'] == 'ours' else '–'} |"
+            f" {r['accepted_edits_per_s']:.0f} / {r['offered_edits_per_s']:.0f} |"
+            f" {r['server_cpu_ms_per_edit']:.2f} | {100 * r['server_cpu_util']:.0f}% |"
+            f" {100 * r['generator_cpu_util']:.0f}% | {r['schedule_lateness_ms']['p99']:.1f} |"
+            f" {'yes' if r['converged'] and not r['missing_deliveries'] else 'NO'} |")
+    lines += ["", "| scenario | p99 ours/jc | p99 ours/jc-nodelay | CPU/edit ours/jc |"
+              " CPU/edit ours/jc-nodelay | goals (ours) |", "|---|---|---|---|---|---|"]
+    for name, rows in by_name.items():
+        ours = rows.get("ours")
+        if ours is None:
+            continue
+        cells = []
+        for metric in ("p99", "cpu"):
+            for theirs in ("jc", "jc-nodelay"):
+                other = rows.get(theirs)
+                if other is None:
+                    cells.append("–")
+                elif metric == "p99":
+                    cells.append(_ratio(ours["fanout_ms"]["p99"], other["fanout_ms"]["p99"]))
+                else:
+                    cells.append(_ratio(ours["server_cpu_ms_per_edit"],
+                                        other["server_cpu_ms_per_edit"]))
+        lines.append(f"| {name} | {' | '.join(cells)} | {_goals(name, rows)} |")
+    if out.get("memory"):
+        lines += ["", "| server | RSS, no room MB | first room MB | another room MB |"
+                  " per client KB |", "|---|---|---|---|---|"]
+        for m in out["memory"]:
+            lines.append(f"| {m['target']} | {m['rss_mb_no_room']:.1f} |"
+                         f" {m['rss_mb_first_room']:.1f} | {m['rss_mb_second_room']:.1f} |"
+                         f" {m['rss_kb_per_client']:.0f} |")
+    if out.get("join"):
+        j = out["join"]
+        lines += ["", f"Join of a {j['cells']}-cell notebook (ours, median of {j['samples']}):"
+                  f" server time {j['cold_join_server_ms']:.1f} ms with the room load"
+                  f" (goal ≤ {JOIN_GOAL_MS} ms), {j['warm_join_server_ms']:.1f} ms into a loaded"
+                  f" room; room load {j['room_load_ms']:.1f} ms, of which parsing the file"
+                  f" in-process {j['parse_in_process_ms']:.1f} ms."]
+    return "\n".join(lines)
+
+
+def _goals(name: str, rows: dict) -> str:
+    ours, jc = rows["ours"], rows.get("jc")
+    notes = []
+    goal = _goal(name)
+    p99 = ours["fanout_ms"]["p99"]
+    if goal is not None and p99 is not None:
+        notes.append(f"p99 ≤ {goal} ms: {'met' if p99 <= goal else 'MISSED'}")
+    if ours["confirm_ms"] and "one cell" in name:
+        c99 = ours["confirm_ms"]["p99"]
+        notes.append(f"confirm p99 ≤ {CONFIRM_GOAL_MS} ms: "
+                     f"{'met' if c99 <= CONFIRM_GOAL_MS else 'MISSED'}")
+        notes.append(f"stale answers {ours['stale_answers']}")
+    if jc is not None and jc["server_cpu_ms_per_edit"]:
+        ratio = ours["server_cpu_ms_per_edit"] / jc["server_cpu_ms_per_edit"]
+        notes.append(f"CPU ≤ 1/3 of jc: {'met' if ratio <= CPU_RATIO_GOAL else 'MISSED'}")
+    return "; ".join(notes)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(table(json.load(f)))
