@@ -1,0 +1,378 @@
+"""FileMirror: a local marimo `.py` file kept in step with a live session, both ways.
+
+Saving the file sends its changes as edits and cell ops; the session's changes rewrite the file,
+merged three ways so that neither side's unsent edits are lost (docs/clients.md, "mirror").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+
+from ..persistence.disk_merge import LiveCell, align_cells, merge_text, plan_external_merge
+from ..persistence.notebook_file import (
+    CellData,
+    NotebookData,
+    NotebookParseError,
+    content_hash,
+    parse_notebook,
+    saved_codes,
+    serialize_notebook,
+)
+from .client import CollabClient, CollabError
+
+__all__ = ["DISCONNECTED", "FileMirror", "MirrorError", "Signature", "file_signature"]
+
+# What a request raises when the socket goes away under it.
+DISCONNECTED = (ConnectionError, ConnectionClosed, asyncio.TimeoutError)
+# A cells batch naming a cell a peer just deleted is rejected whole: plan again, a few times.
+_PLAN_ATTEMPTS = 5
+# mtime can be coarse (and an editor may keep size): hash the file anyway every N polls.
+_HASH_EVERY = 10
+
+
+class MirrorError(Exception):
+    """The mirror cannot go on (e.g. the local file is not a notebook and must not be touched)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a poll compares: cheap, and changed by in-place writes and by rename-saves alike."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+
+
+def file_signature(path: Path) -> Signature | None:
+    """The file's stat signature, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return Signature(st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass
+class _Inflight:
+    # A cells batch whose answer was lost with the connection: after a reconnect its created
+    # ids tell whether the server applied it (so the cells are not created twice).
+    local: list[CellData]
+    text_hash: str
+    plan: object
+    created: list[str]
+
+
+class FileMirror:
+    """Two-way sync of one local file with the session of one CollabClient.
+
+    `await start()` once, then `await run()` until cancelled; call `rejoined()` after reconnects.
+    """
+
+    def __init__(self, client: CollabClient, path: str | Path, *, poll_interval: float = 0.2,
+                 debounce: float = 0.25, initial: str = "session",
+                 log: Callable[[str], None] = print) -> None:
+        if initial not in ("session", "local"):
+            raise ValueError("initial must be 'session' or 'local'")
+        self.client = client
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        self.debounce = debounce
+        self.initial = initial
+        self.log = log
+        # The base of the 3-way merge: the cells of the file text whose hash is `base_hash`
+        # (what the mirror last wrote, or last read and sent), with their session ids.
+        self.base: list[CellData] = []
+        self.base_ids: list[str] = []
+        self.base_hash: str | None = None
+        self.header: str | None = None  # the session does not carry the file's header
+        self.signature: Signature | None = None
+        self.connected = True
+        self.writes = 0  # files written (tests and status)
+        self.sends = 0  # local saves sent
+        self._remote = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._inflight: _Inflight | None = None
+        self._reported_bad: str | None = None
+        client.listeners.append(self._on_event)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """First sync: create the file, adopt it, or (initial="local") push it into the session."""
+        text, sig = self._read()
+        if text is None:
+            self.log(f"creating {self.path} from the session")
+            await self._write_session(None, None, None)
+            return
+        try:
+            local = parse_notebook(text)
+        except NotebookParseError as exc:
+            raise MirrorError(
+                f"{self.path} is not a marimo notebook ({exc}); not touching it") from None
+        self.header = local.header
+        file_cells, ids = self._session_file_cells()
+        if _same_cells(local.cells, file_cells):
+            self._set_base(local.cells, ids, content_hash(text), sig)
+            self.log(f"{self.path} matches the session")
+            return
+        if self.initial == "local":
+            # Base = the session as it is: the whole difference is the file's edit, and is sent.
+            self._set_base(file_cells, ids, None, None)
+            self.log(f"sending {self.path} into the session (--initial local)")
+        else:
+            backup = self.path.with_name(self.path.name + ".orig")
+            _atomic_write(backup, text)
+            self._set_base(file_cells, ids, None, None)
+            self.log(f"{self.path} differed from the session: kept a copy in {backup},"
+                     " writing the session")
+            await self._write_session(text, sig, local.cells, force=True)
+            return
+        await self.sync()
+
+    async def run(self) -> None:
+        """Poll the file and follow the session until cancelled."""
+        tick = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._remote.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+            tick += 1
+            remote = self._remote.is_set()
+            if remote:
+                await asyncio.sleep(self.debounce)  # one rewrite per burst of remote typing
+                self._remote.clear()
+            changed = file_signature(self.path) != self.signature
+            if changed:
+                await self._settle()
+            if not self.connected or not (remote or changed or tick % _HASH_EVERY == 0):
+                continue
+            try:
+                await self.sync()
+            except DISCONNECTED:
+                self.log("connection lost while sending; the file is sent again after reconnect")
+
+    def rejoined(self, resumed: bool) -> None:
+        """After `client.reconnect()`: resume, or re-map the base onto a new session's cell ids."""
+        if not resumed:
+            # The server lost its history: new ids. Find our base cells among the new cells
+            # by content, so the next merge still knows what each side changed.
+            live = [CellData(self.client.text(cid), c.name, dict(c.config))
+                    for cid, c in self._cells()]
+            pairs = align_cells(self.base, live)  # live index -> base index
+            ids = [_gone_id() for _ in self.base]
+            for j, i in pairs.items():
+                ids[i] = self.client.order[j]
+            self.base_ids = ids
+            self._inflight = None
+            if self.client.lost_text:
+                self.log("the server restarted without its history; edits it never confirmed"
+                         f" are still in {self.path} and are sent again")
+        self.connected = True
+        self._remote.set()
+
+    # ---- one sync step -----------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Send the file's unsent changes (3-way merged), then write the session into the file."""
+        async with self._lock:
+            if self._inflight is not None:
+                self._settle_inflight()
+            text, sig = self._read()
+            local: list[CellData] | None = None
+            if text is not None:
+                digest = content_hash(text)
+                if digest == self.base_hash:
+                    local = self.base
+                else:
+                    try:
+                        parsed = parse_notebook(text)
+                    except NotebookParseError as exc:
+                        # Never overwrite a file the user is in the middle of editing.
+                        if self._reported_bad != digest:
+                            self._reported_bad = digest
+                            self.log(f"not sent, not overwritten: {exc}")
+                        self.signature = sig
+                        return
+                    self.header = parsed.header
+                    local = parsed.cells
+                    await self._send_local(local, digest)
+            else:
+                self.log(f"{self.path} is gone: writing the session again")
+            await self._write_session(text, sig, local)
+
+    async def _send_local(self, local: list[CellData], digest: str) -> None:
+        if self.client.join_response.get("self", {}).get("role") == "viewer":
+            raise MirrorError("you may only view this notebook: the file's changes cannot be sent")
+        for _attempt in range(_PLAN_ATTEMPTS):
+            plan = plan_external_merge(self.base, self.base_ids, local, self._live(),
+                                       new_id=_new_id)
+            if plan.ops:
+                created = [op["cell_id"] for op in plan.ops if op["op"] == "create"]
+                self._inflight = _Inflight(local, digest, plan, created)
+                try:
+                    await self.client.cells_ops(plan.ops)
+                except CollabError as exc:
+                    self._inflight = None
+                    if exc.code == "unknown_cell":
+                        continue  # a peer removed a cell meanwhile: plan against the new state
+                    raise MirrorError(
+                        f"the session refused the file's cell changes: {exc}") from None
+                self._inflight = None
+            self._finish_send(plan, local, digest)
+            return
+        raise MirrorError("the file's cell changes kept colliding with peers' changes")
+
+    def _finish_send(self, plan, local: list[CellData], digest: str) -> None:
+        # Text is merged after the ops, against the text as it is now: peers may have typed
+        # while the ops were on the wire.
+        base_code = {cid: cell.code for cid, cell in zip(self.base_ids, self.base, strict=True)}
+        where = {cid: j for j, cid in enumerate(plan.disk_ids) if cid}
+        edited = 0
+        for cid in plan.changes:
+            if cid not in self.client.cells or cid not in base_code:
+                continue  # deleted by a peer meanwhile
+            change, _overlap = merge_text(base_code[cid], local[where[cid]].code,
+                                          self.client.text(cid))
+            if change is not None and not change.empty:
+                specs = [{"from": a, "to": b, "insert": text}
+                         for a, b, _fb, _tb, text in change.iter_changes()]
+                self.client.edit(cid, specs)
+                edited += 1
+        for note in plan.conflicts:
+            self.log(f"both sides changed it: {note}")
+        ids = [cid or _gone_id() for cid in plan.disk_ids]
+        self.base, self.base_ids, self.base_hash = list(local), ids, digest
+        self.sends += 1
+        kinds = [op["op"] for op in plan.ops]
+        parts = [f"{edited} cell(s) edited"] + [f"{kinds.count(k)} {k}" for k in
+                                                 ("create", "delete", "move", "rename", "config")
+                                                 if k in kinds]
+        self.log("sent: " + ", ".join(parts))
+
+    def _settle_inflight(self) -> None:
+        inflight, self._inflight = self._inflight, None
+        if inflight.created and all(cid in self.client.cells for cid in inflight.created):
+            self._finish_send(inflight.plan, inflight.local, inflight.text_hash)
+        # Otherwise the batch never applied (or had no creates): planning again is safe.
+
+    async def _write_session(self, text: str | None, sig: Signature | None,
+                             local: list[CellData] | None, force: bool = False) -> None:
+        nb = self._session_notebook()
+        out = serialize_notebook(nb)
+        file_cells, ids = self._session_file_cells(nb, out)
+        if not force and text is not None and (
+                text == out or (local is not None and _same_cells(local, file_cells))):
+            # The file already says what the session says (maybe in the user's own layout).
+            self._set_base(local if local is not None else file_cells, ids,
+                           content_hash(text), sig)
+            return
+        # The user saved again while we were sending: do not overwrite, merge that first.
+        if file_signature(self.path) != sig:
+            self._remote.set()
+            return
+        before = {c.code for c in self.base}
+        _atomic_write(self.path, out)
+        self._set_base(file_cells, ids, content_hash(out), file_signature(self.path))
+        self.writes += 1
+        fresh = sum(1 for c in file_cells if c.code not in before)
+        self.log(f"updated {self.path}: {fresh} cell(s) changed by peers, {len(file_cells)} cells")
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _on_event(self, message: dict) -> None:
+        if message.get("type") in ("change", "cells"):
+            self._remote.set()
+
+    async def _settle(self) -> None:
+        # Editors may write a file in several steps: wait until it holds still.
+        sig = file_signature(self.path)
+        for _ in range(10):
+            await asyncio.sleep(self.poll_interval / 2)
+            now = file_signature(self.path)
+            if now == sig:
+                return
+            sig = now
+
+    def _read(self) -> tuple[str | None, Signature | None]:
+        sig = file_signature(self.path)
+        try:
+            with open(self.path, encoding="utf-8", newline="") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return None, None
+        except UnicodeDecodeError as exc:
+            raise MirrorError(f"{self.path} is not UTF-8: {exc}") from None
+        return text, sig
+
+    def _set_base(self, cells: list[CellData], ids: list[str], digest: str | None,
+                  sig: Signature | None) -> None:
+        self.base, self.base_ids, self.base_hash = list(cells), list(ids), digest
+        self.signature = sig
+
+    def _cells(self):
+        return [(cid, self.client.cells[cid]) for cid in self.client.order]
+
+    def _live(self) -> list[LiveCell]:
+        return [LiveCell(cid, self.client.text(cid), c.name, dict(c.config))
+                for cid, c in self._cells()]
+
+    def _session_notebook(self) -> NotebookData:
+        cells = [CellData(self.client.text(cid), c.name, dict(c.config))
+                 for cid, c in self._cells()]
+        app = dict(self.client.join_response.get("notebook", {}).get("app") or {})
+        return NotebookData(cells=cells, app=app, header=self.header)
+
+    def _session_file_cells(self, nb: NotebookData | None = None,
+                            out: str | None = None) -> tuple[list[CellData], list[str]]:
+        """The session's cells as the file would hold them (marimo's form), and their ids."""
+        nb = nb or self._session_notebook()
+        out = out if out is not None else serialize_notebook(nb)
+        codes = saved_codes(nb, out)
+        cells = [CellData(code, c.name, dict(c.config)) for code, c in zip(codes, nb.cells,
+                                                                          strict=True)]
+        return cells, list(self.client.order)
+
+
+def _same_cells(a: list[CellData], b: list[CellData]) -> bool:
+    return len(a) == len(b) and all(
+        x.code.rstrip() == y.code.rstrip() and x.name == y.name and x.config == y.config
+        for x, y in zip(a, b, strict=True))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Temp file in the same directory + rename: an editor or a crash never sees half a file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mirror", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        except FileNotFoundError:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _new_id() -> str:
+    return "file-" + uuid.uuid4().hex[:12]
+
+
+def _gone_id() -> str:
+    # A base cell with no session cell: merges treat it as deleted in the session.
+    return "gone-" + uuid.uuid4().hex[:12]

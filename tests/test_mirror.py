@@ -1,0 +1,244 @@
+"""FileMirror against a real server: a local file and a browser-like peer edit the same session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from marimo_collab_ext.cli.connection import KeepAlive
+from marimo_collab_ext.client.mirror import FileMirror, MirrorError
+from marimo_collab_ext.persistence.notebook_file import parse_notebook
+
+FAST = {"poll_interval": 0.05, "debounce": 0.05}
+
+
+async def until(predicate, timeout: float = 10, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def cells(path: Path) -> list[str]:
+    return [cell.code for cell in parse_notebook(path.read_text()).cells]
+
+
+@contextlib.asynccontextmanager
+async def mirrored(connect, path: Path, **kwargs):
+    """A mirror client on the example notebook, running, with its log lines collected."""
+    client = await connect()
+    lines: list[str] = []
+    mirror = FileMirror(client, path, log=lines.append, **{**FAST, **kwargs})
+    await mirror.start()
+    task = asyncio.ensure_future(mirror.run())
+    mirror.lines = lines
+    try:
+        yield client, mirror
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def local_edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in the local file"
+    path.write_text(text.replace(old, new, 1))
+
+
+async def test_missing_file_is_created_from_the_session(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, _mirror):
+        assert cells(path) == [client.text(cid) for cid in client.order]
+
+
+async def test_local_save_reaches_another_peer(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, _mirror):
+        browser = await connect()
+        local_edit(path, "import marimo as mo", "import marimo as mo\nimport math")
+        first = browser.order[0]
+        await until(lambda: browser.text(first) == "import marimo as mo\nimport math",
+                    what="the local edit in the browser")
+        await client.flush()
+
+
+async def test_peer_edit_rewrites_the_local_file(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (_client, mirror):
+        browser = await connect()
+        cell = browser.order[3]
+        browser.edit(cell, {"from": 0, "insert": "# from the browser\n"})
+        await browser.flush()
+        await until(lambda: cells(path)[3].startswith("# from the browser\n"),
+                    what="the browser's edit in the file")
+        writes = mirror.writes
+        await asyncio.sleep(0.5)
+        assert mirror.writes == writes  # its own write is not taken for a local edit
+        assert mirror.sends == 0
+
+
+async def test_concurrent_edits_in_different_cells_are_both_kept(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, _mirror):
+        browser = await connect()
+        a, b = browser.order[0], browser.order[5]
+        # Same moment: the user saves cell A while a peer types in cell B.
+        local_edit(path, "import marimo as mo", "import marimo as mo  # local")
+        browser.edit(b, {"from": 0, "insert": "# remote\n"})
+        await browser.flush()
+
+        def both(texts: list[str]) -> bool:
+            return texts[0].endswith("# local") and texts[5].startswith("# remote\n")
+
+        await until(lambda: both(cells(path)), what="both edits in the file")
+        await until(lambda: both([browser.text(c) for c in browser.order]),
+                    what="both edits in the session")
+        await client.flush()
+        assert browser.text(a) == "import marimo as mo  # local"
+
+
+async def test_concurrent_edits_in_one_cell_at_different_places_are_both_kept(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        cell = browser.order[3]
+        code = browser.text(cell)
+        assert code.startswith("squares = ") and code.endswith("squares")
+        # Pause the mirror's view of the session so both edits are really concurrent.
+        async with mirror._lock:
+            browser.edit(cell, {"from": len(code), "insert": "  # remote end"})
+            await browser.flush()
+            await until(lambda: client.text(cell).endswith("# remote end"), what="broadcast")
+            local_edit(path, "squares = [", "squares = [0] + [")
+        expected_start, expected_end = "squares = [0] + [", "squares  # remote end"
+
+        def merged(text: str) -> bool:
+            return text.startswith(expected_start) and text.endswith(expected_end)
+
+        await until(lambda: merged(browser.text(cell)), what="the merge in the session")
+        await until(lambda: merged(cells(path)[3]), what="the merge in the file")
+        await client.flush()
+        assert browser.text(cell) == client.text(cell)
+
+
+async def test_unsent_local_edit_is_not_clobbered_by_a_remote_rewrite(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (_client, mirror):
+        browser = await connect()
+        cell = browser.order[5]
+        async with mirror._lock:  # the file changes before the mirror has read it
+            local_edit(path, "import marimo as mo", "import marimo as mo  # mine")
+            browser.edit(cell, {"from": 0, "insert": "# theirs\n"})
+            await browser.flush()
+        await until(lambda: "# theirs" in path.read_text(), what="the remote edit")
+        assert "import marimo as mo  # mine" in path.read_text()
+        await until(lambda: browser.text(browser.order[0]).endswith("# mine"),
+                    what="the local edit in the session")
+
+
+async def test_local_cell_add_and_delete_become_structure_ops(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        gone, before = browser.order[5], browser.order[1]
+        text = path.read_text()
+        # Delete the last cell, add one after the first.
+        last = text.rindex("@app.cell\ndef _(squares):")
+        end = text.index("if __name__")
+        text = text[:last] + text[end:]
+        first_end = text.index("@app.cell", text.index("import marimo as mo"))
+        text = (text[:first_end] + "@app.cell\ndef _():\n    added = 42\n    return\n\n\n"
+                + text[first_end:])
+        path.write_text(text)
+        await until(lambda: gone not in browser.cells and len(browser.order) == 6,
+                    what="the delete and the create in the session")
+        created = browser.order[1]
+        assert browser.text(created) == "added = 42"
+        assert browser.order[2] == before
+        assert any("create" in line and "delete" in line for line in mirror.lines)
+        # Peers' structure ops come back into the file too.
+        await browser.cells_ops([{"op": "move", "cell_id": created, "after": None}])
+        await until(lambda: cells(path)[0] == "added = 42", what="the peer's move in the file")
+        await client.flush()
+
+
+async def test_unparsable_local_file_is_neither_sent_nor_overwritten(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (_client, mirror):
+        browser = await connect()
+        broken = "this is not a notebook\n"
+        path.write_text(broken)
+        await until(lambda: any("not sent" in line for line in mirror.lines), what="warning")
+        browser.edit(browser.order[0], {"from": 0, "insert": "# peer\n"})
+        await browser.flush()
+        await asyncio.sleep(0.5)
+        assert path.read_text() == broken
+        assert len(browser.order) == 6
+
+
+async def test_existing_different_file_is_kept_aside_and_replaced(connect, tmp_path):
+    path = tmp_path / "local.py"
+    old = "import marimo\napp = marimo.App()\n\n\n@app.cell\ndef _():\n    x = 1\n    return\n"
+    path.write_text(old)
+    async with mirrored(connect, path) as (client, _mirror):
+        assert (tmp_path / "local.py.orig").read_text() == old
+        assert cells(path) == [client.text(cid) for cid in client.order]
+
+
+async def test_initial_local_sends_the_file_into_the_session(connect, tmp_path):
+    path = tmp_path / "local.py"
+    path.write_text((Path(__file__).parent.parent / "examples" / "demo.py").read_text()
+                    .replace("import marimo as mo", "import marimo as mo  # from disk"))
+    async with mirrored(connect, path, initial="local") as (client, _mirror):
+        browser = await connect()
+        await until(lambda: browser.text(browser.order[0]).endswith("# from disk"),
+                    what="the local file in the session")
+        await client.flush()
+
+
+async def test_not_a_notebook_at_start_is_refused(connect, tmp_path):
+    path = tmp_path / "local.py"
+    path.write_text("print('hello')\n")
+    client = await connect()
+    with pytest.raises(MirrorError):
+        await FileMirror(client, path, log=lambda _line: None).start()
+    assert path.read_text() == "print('hello')\n"
+
+
+async def test_mirror_survives_a_dropped_connection(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        lines: list[str] = []
+
+        def lost() -> None:
+            mirror.connected = False
+
+        keep = KeepAlive(client, lines.append, on_lost=lost, on_rejoined=mirror.rejoined)
+        reconnect, attempts = client.reconnect, []
+
+        async def flaky_reconnect():
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise OSError("network unreachable")  # stays offline for one backoff step
+            return await reconnect()
+
+        client.reconnect = flaky_reconnect
+        keep.start()
+        try:
+            browser = await connect()
+            await client.ws.close()  # the network goes away
+            await until(lambda: not mirror.connected, what="the drop")
+            local_edit(path, "import marimo as mo", "import marimo as mo  # offline")
+            await until(lambda: "reconnected, caught up" in lines, what="the reconnect")
+            assert any(line.startswith("reconnect failed") for line in lines)
+            await until(lambda: browser.text(browser.order[0]).endswith("# offline"),
+                        what="the offline save in the session")
+            browser.edit(browser.order[4], {"from": 0, "insert": "# after\n"})
+            await browser.flush()
+            await until(lambda: cells(path)[4].startswith("# after\n"), what="later edits")
+        finally:
+            await keep.stop()
