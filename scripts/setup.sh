@@ -26,7 +26,7 @@ node_ok || { echo "Node.js 20 or newer is required (found $(node --version))" >&
 source .venv/bin/activate
 python -m pip install -q --upgrade pip
 # The build backend and jlpm first: the editable install builds the labextension with them.
-python -m pip install -q "hatchling>=1.21" "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.0" \
+python -m pip install -q "hatchling>=1.21" editables "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.0" \
   "jupyterlab>=4.6,<4.7"
 python -m pip install -q --no-build-isolation -e ".[test]"
 jupyter labextension develop --overwrite . >/dev/null
