@@ -29,5 +29,5 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "hatchling>=1.21" editables "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.0" \
   "jupyterlab>=4.6,<4.7"
 python -m pip install -q --no-build-isolation -e ".[test]"
-jupyter labextension develop --overwrite . >/dev/null
+jupyter-builder develop --overwrite . >/dev/null
 jupyter server extension enable marimo_collab_ext --sys-prefix >/dev/null
