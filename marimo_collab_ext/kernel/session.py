@@ -135,6 +135,14 @@ class KernelSession:
             if self._ui_held and self._proc is not None:
                 held, self._ui_held = self._ui_held, {}
                 self._send_ui(self._proc, held)
+        if not self._pending:
+            # The kernel has finished all we asked. An interrupt that lands between
+            # marimo's bookkeeping steps can skip a cell's final "idle": settle it here.
+            self._idle_cells(self._outputs.stop_active())
+
+    def _idle_cells(self, cell_ids: list[str]) -> None:
+        for cell_id in cell_ids:
+            self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
 
     def _send_ui(self, proc: adapter.KernelProcess, values: dict[str, Any]) -> None:
         self._ui_in_flight = True
@@ -157,8 +165,7 @@ class KernelSession:
             return  # stopped on purpose, or already replaced
         self._proc = None
         self._forget_commands()
-        for cell_id in self._outputs.stop_active():
-            self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
+        self._idle_cells(self._outputs.stop_active())
         self._set_status("dead", reason)
 
     # -- lifecycle -----------------------------------------------------------
@@ -315,8 +322,7 @@ class KernelSession:
         await loop.run_in_executor(None, proc.kill)
         await loop.run_in_executor(None, proc.wait, _KILL_WAIT)
         self._forget_commands()
-        for cell_id in self._outputs.stop_active():
-            self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
+        self._idle_cells(self._outputs.stop_active())
         return True
 
     async def shutdown(self) -> None:

@@ -14,14 +14,14 @@ def _():
 @app.cell
 def _(mo):
     slider = mo.ui.slider(1, 10, value=3, label="n")
-    slider
+    slider  # noqa: B018 (a marimo cell shows its last expression)
     return (slider,)
 
 
 @app.cell
 def _(slider):
     squared = slider.value**2
-    squared
+    squared  # noqa: B018
     return
 
 
