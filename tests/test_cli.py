@@ -23,7 +23,10 @@ from .servers import ServerProcess
 
 HERE = Path(__file__).parent
 EXAMPLE = HERE.parent / "examples" / "demo.py"
-SCRIPT = shutil.which("marimo-collab", path=str(Path(sys.executable).parent))
+REPO = HERE.parent
+# The installed console script when there is one, else the same entry point through -m.
+_SCRIPT = shutil.which("marimo-collab", path=str(Path(sys.executable).parent))
+SCRIPT = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "marimo_collab_ext.cli"]
 FAILING = '''import marimo
 
 app = marimo.App()
@@ -58,6 +61,7 @@ def live(tmp_path_factory):
 def env_with(token: str | None) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MARIMO_COLLAB_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_TOKEN")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     if token is not None:
         env["MARIMO_COLLAB_TOKEN"] = token
     return env
@@ -65,7 +69,7 @@ def env_with(token: str | None) -> dict:
 
 def cli(live, *args: str, token: str | None = "server", timeout: float = 120):
     token = live.token if token == "server" else token
-    return subprocess.run([SCRIPT, *args[:1], "--server", live.url, *args[1:]],
+    return subprocess.run([*SCRIPT, *args[:1], "--server", live.url, *args[1:]],
                           env=env_with(token), capture_output=True, text=True, timeout=timeout)
 
 
@@ -73,7 +77,7 @@ class Lines:
     """A long-running CLI process whose stdout lines are read on a thread."""
 
     def __init__(self, live, *args: str, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen([SCRIPT, *args[:1], "--server", live.url, *args[1:]],
+        self.proc = subprocess.Popen([*SCRIPT, *args[:1], "--server", live.url, *args[1:]],
                                      env=env_with(live.token), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, cwd=cwd)
         self.seen: list[str] = []
@@ -121,10 +125,12 @@ def with_peer(live, body, path: str = "demo.py"):
 
 
 def test_help_lists_the_commands():
-    result = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run([*SCRIPT, "--help"], capture_output=True, text=True, check=True,
+                            env=env_with(None))
     for command in ("watch", "run", "save", "mirror"):
         assert command in result.stdout
-    result = subprocess.run([SCRIPT, "run", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run([*SCRIPT, "run", "--help"], capture_output=True, text=True,
+                            check=True, env=env_with(None))
     assert "--all" in result.stdout and "--server" in result.stdout
     assert "--token " not in result.stdout  # not advertised: it shows in the process list
 
@@ -158,7 +164,7 @@ def test_wrong_token_is_refused_and_never_echoed(live):
 
 
 def test_token_on_the_command_line_works_with_a_warning(live):
-    result = subprocess.run([SCRIPT, "save", "--server", live.url, "--token", live.token,
+    result = subprocess.run([*SCRIPT, "save", "--server", live.url, "--token", live.token,
                              "demo.py"], env=env_with(None), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
@@ -170,7 +176,7 @@ def test_token_file_is_read(live, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(live.token + "\n")
     token_file.chmod(0o600)
-    result = subprocess.run([SCRIPT, "save", "--server", live.url, "--token-file",
+    result = subprocess.run([*SCRIPT, "save", "--server", live.url, "--token-file",
                              str(token_file), "demo.py"], env=env_with(None),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -178,7 +184,7 @@ def test_token_file_is_read(live, tmp_path):
 
 
 def test_unknown_server_path_says_what_to_check(live):
-    result = subprocess.run([SCRIPT, "save", "--server", live.url + "user/nobody/", "demo.py"],
+    result = subprocess.run([*SCRIPT, "save", "--server", live.url + "user/nobody/", "demo.py"],
                             env=env_with(live.token), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2

@@ -242,3 +242,83 @@ async def test_mirror_survives_a_dropped_connection(connect, tmp_path):
             await until(lambda: cells(path)[4].startswith("# after\n"), what="later edits")
         finally:
             await keep.stop()
+
+
+# ---- an editor saving a buffer it loaded before the mirror's last write ----------------------
+
+
+async def test_stale_editor_save_keeps_the_peers_change(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        loaded = path.read_text()  # the editor's buffer
+        browser.edit(browser.order[3], {"from": 0, "insert": "# peer\n"})
+        await browser.flush()
+        await until(lambda: "# peer" in path.read_text(), what="the peer's edit in the file")
+        # The user never reloaded, edits another cell and overwrites the file.
+        path.write_text(loaded.replace("import marimo as mo", "import marimo as mo  # me"))
+
+        def both(texts: list[str]) -> bool:
+            return texts[0].endswith("# me") and texts[3].startswith("# peer\n")
+
+        await until(lambda: both([browser.text(c) for c in browser.order]), what="session")
+        await until(lambda: both(cells(path)), what="the file")
+        assert any("older version" in line for line in mirror.lines)
+        await client.flush()
+
+
+async def test_stale_editor_save_in_the_same_cell_merges(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, _mirror):
+        browser = await connect()
+        cell = browser.order[3]
+        loaded = path.read_text()
+        code = browser.text(cell)
+        browser.edit(cell, {"from": len(code), "insert": "  # peer"})
+        await browser.flush()
+        await until(lambda: cells(path)[3].endswith("# peer"), what="the peer's edit in the file")
+        path.write_text(loaded.replace("squares = [", "squares = [0] + ["))
+
+        def merged(text: str) -> bool:
+            return text.startswith("squares = [0] + [") and text.endswith("squares  # peer")
+
+        await until(lambda: merged(browser.text(cell)), what="the merge in the session")
+        await until(lambda: merged(cells(path)[3]), what="the merge in the file")
+        await client.flush()
+
+
+async def test_deliberate_revert_of_a_peers_change_goes_through_the_second_time(connect,
+                                                                              tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        cell = browser.order[3]
+        before = path.read_text()
+        browser.edit(cell, {"from": 0, "insert": "# peer\n"})
+        await browser.flush()
+        await until(lambda: "# peer" in path.read_text(), what="the peer's edit in the file")
+        path.write_text(before)  # looks exactly like a stale buffer: kept once
+        await until(lambda: any("save again" in line for line in mirror.lines), what="note")
+        await until(lambda: "# peer" in path.read_text(), what="the file restored")
+        path.write_text(before)  # the user means it
+        await until(lambda: not browser.text(cell).startswith("# peer"), what="the revert")
+        await client.flush()
+
+
+async def test_stale_editor_save_keeps_a_cell_a_peer_added(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        loaded = path.read_text()
+        browser.edit(browser.order[2], {"from": 0, "insert": "# peer\n"})
+        await browser.flush()
+        response = await browser.cells_ops([{"op": "create", "after": browser.order[0],
+                                             "code": "peer_cell = 1"}])
+        created = response["cell_ids"][0]
+        await until(lambda: "peer_cell = 1" in path.read_text(), what="the new cell in the file")
+        path.write_text(loaded.replace("import marimo as mo", "import marimo as mo  # me"))
+        await until(lambda: browser.text(browser.order[0]).endswith("# me"), what="my edit")
+        await until(lambda: any("added by a peer" in line for line in mirror.lines), what="note")
+        assert created in browser.cells
+        await until(lambda: "peer_cell = 1" in path.read_text(), what="the cell back in the file")
+        await client.flush()

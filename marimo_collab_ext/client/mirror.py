@@ -7,11 +7,13 @@ merged three ways so that neither side's unsent edits are lost (docs/clients.md,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
@@ -36,6 +38,9 @@ DISCONNECTED = (ConnectionError, ConnectionClosed, asyncio.TimeoutError)
 _PLAN_ATTEMPTS = 5
 # mtime can be coarse (and an editor may keep size): hash the file anyway every N polls.
 _HASH_EVERY = 10
+# Versions of each cell kept to recognise a stale editor buffer; longer cells are not compared.
+_HISTORY_DEPTH = 20
+_COMPARE_LIMIT = 20_000
 
 
 class MirrorError(Exception):
@@ -68,6 +73,74 @@ class _Inflight:
     text_hash: str
     plan: object
     created: list[str]
+    base: list[CellData]
+    base_ids: list[str]
+
+
+class CellHistory:
+    """The codes the local file has held, per cell id, to recognise a save of a stale buffer.
+
+    An editor that saves a buffer loaded before the mirror's last write would revert peers' edits.
+    """
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.codes: dict[str, list[tuple[int, str]]] = {}
+        self.born: dict[str, int] = {}
+        # (cell id, old code) already treated as stale once: the next such save is deliberate.
+        self.forgiven: set[tuple[str, str | None]] = set()
+
+    def record(self, cells: list[CellData], ids: list[str]) -> None:
+        """A new version of the file: what it holds, aligned with session ids."""
+        self.seq += 1
+        for cid, cell in zip(ids, cells, strict=True):
+            entries = self.codes.setdefault(cid, [])
+            if not entries or entries[-1][1] != cell.code:
+                entries.append((self.seq, cell.code))
+                del entries[:-_HISTORY_DEPTH]
+            self.born.setdefault(cid, self.seq)
+
+    def rebase(self, base: list[CellData], base_ids: list[str],
+               local: list[CellData]) -> tuple[list[CellData], list[str], list[str]]:
+        """The merge base the editor most likely started from (base, ids, notes for the user).
+
+        A cell equal to an older version, or closest to one, was loaded before peers changed it.
+        """
+        pairs = align_cells(base, local)  # local index -> base index
+        adjusted, notes = list(base), []
+        loaded_before: int | None = None  # the editor's copy predates the version of this seq
+        for j, i in pairs.items():
+            cid, code = base_ids[i], local[j].code
+            entries = self.codes.get(cid, [])
+            if len(entries) < 2 or code.rstrip() == base[i].code.rstrip() \
+                    or len(code) > _COMPARE_LIMIT:
+                continue
+            best = max(range(len(entries)), key=lambda k: (_similarity(entries[k][1], code), k))
+            old = entries[best][1]
+            if best == len(entries) - 1 or (cid, old) in self.forgiven:
+                continue
+            adjusted[i] = dataclasses.replace(base[i], code=old)
+            self.forgiven.add((cid, old))
+            if old.rstrip() == code.rstrip():
+                notes.append(f"cell {cid}: the file held an older version of it (the editor had"
+                             " not reloaded a peer's change?): kept the peer's change; save"
+                             " again to undo it")
+            else:
+                notes.append(f"cell {cid}: merged your save with a peer's change your editor"
+                             " had not loaded")
+            following = entries[best + 1][0]
+            loaded_before = following if loaded_before is None else min(loaded_before, following)
+        keep = []
+        matched = set(pairs.values())
+        for i, cid in enumerate(base_ids):
+            new = loaded_before is not None and self.born.get(cid, 0) >= loaded_before
+            if i not in matched and new and (cid, None) not in self.forgiven:
+                self.forgiven.add((cid, None))
+                notes.append(f"cell {cid} was added by a peer after the editor loaded the file:"
+                             " kept; delete it again to remove it")
+                continue  # not in the base: to the merge, a cell the session created
+            keep.append(i)
+        return [adjusted[i] for i in keep], [base_ids[i] for i in keep], notes
 
 
 class FileMirror:
@@ -101,6 +174,7 @@ class FileMirror:
         self._lock = asyncio.Lock()
         self._inflight: _Inflight | None = None
         self._reported_bad: str | None = None
+        self.history = CellHistory()
         client.listeners.append(self._on_event)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -172,6 +246,8 @@ class FileMirror:
             for j, i in pairs.items():
                 ids[i] = self.client.order[j]
             self.base_ids = ids
+            self.history = CellHistory()
+            self.history.record(self.base, self.base_ids)
             self._inflight = None
             if self.client.lost_text:
                 self.log("the server restarted without its history; edits it never confirmed"
@@ -212,12 +288,15 @@ class FileMirror:
     async def _send_local(self, local: list[CellData], digest: str) -> None:
         if self.client.join_response.get("self", {}).get("role") == "viewer":
             raise MirrorError("you may only view this notebook: the file's changes cannot be sent")
+        # Where the editor saved a stale buffer, merge from what it had loaded instead.
+        base, base_ids, notes = self.history.rebase(self.base, self.base_ids, local)
+        for note in notes:
+            self.log(note)
         for _attempt in range(_PLAN_ATTEMPTS):
-            plan = plan_external_merge(self.base, self.base_ids, local, self._live(),
-                                       new_id=_new_id)
+            plan = plan_external_merge(base, base_ids, local, self._live(), new_id=_new_id)
             if plan.ops:
                 created = [op["cell_id"] for op in plan.ops if op["op"] == "create"]
-                self._inflight = _Inflight(local, digest, plan, created)
+                self._inflight = _Inflight(local, digest, plan, created, base, base_ids)
                 try:
                     await self.client.cells_ops(plan.ops)
                 except CollabError as exc:
@@ -227,14 +306,15 @@ class FileMirror:
                     raise MirrorError(
                         f"the session refused the file's cell changes: {exc}") from None
                 self._inflight = None
-            self._finish_send(plan, local, digest)
+            self._finish_send(plan, local, digest, base, base_ids)
             return
         raise MirrorError("the file's cell changes kept colliding with peers' changes")
 
-    def _finish_send(self, plan, local: list[CellData], digest: str) -> None:
+    def _finish_send(self, plan, local: list[CellData], digest: str, base: list[CellData],
+                     base_ids: list[str]) -> None:
         # Text is merged after the ops, against the text as it is now: peers may have typed
         # while the ops were on the wire.
-        base_code = {cid: cell.code for cid, cell in zip(self.base_ids, self.base, strict=True)}
+        base_code = {cid: cell.code for cid, cell in zip(base_ids, base, strict=True)}
         where = {cid: j for j, cid in enumerate(plan.disk_ids) if cid}
         edited = 0
         for cid in plan.changes:
@@ -250,7 +330,7 @@ class FileMirror:
         for note in plan.conflicts:
             self.log(f"both sides changed it: {note}")
         ids = [cid or _gone_id() for cid in plan.disk_ids]
-        self.base, self.base_ids, self.base_hash = list(local), ids, digest
+        self._set_base(local, ids, digest, self.signature)
         self.sends += 1
         kinds = [op["op"] for op in plan.ops]
         parts = [f"{edited} cell(s) edited"] + [f"{kinds.count(k)} {k}" for k in
@@ -261,7 +341,8 @@ class FileMirror:
     def _settle_inflight(self) -> None:
         inflight, self._inflight = self._inflight, None
         if inflight.created and all(cid in self.client.cells for cid in inflight.created):
-            self._finish_send(inflight.plan, inflight.local, inflight.text_hash)
+            self._finish_send(inflight.plan, inflight.local, inflight.text_hash, inflight.base,
+                              inflight.base_ids)
         # Otherwise the batch never applied (or had no creates): planning again is safe.
 
     async def _write_session(self, text: str | None, sig: Signature | None,
@@ -317,6 +398,7 @@ class FileMirror:
                   sig: Signature | None) -> None:
         self.base, self.base_ids, self.base_hash = list(cells), list(ids), digest
         self.signature = sig
+        self.history.record(self.base, self.base_ids)
 
     def _cells(self):
         return [(cid, self.client.cells[cid]) for cid in self.client.order]
@@ -346,6 +428,10 @@ def _same_cells(a: list[CellData], b: list[CellData]) -> bool:
     return len(a) == len(b) and all(
         x.code.rstrip() == y.code.rstrip() and x.name == y.name and x.config == y.config
         for x, y in zip(a, b, strict=True))
+
+
+def _similarity(a: str, b: str) -> float:
+    return 1.0 if a == b else SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _atomic_write(path: Path, text: str) -> None:
