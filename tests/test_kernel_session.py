@@ -76,7 +76,8 @@ class Room:
                 recent = [(op, str(data)[:160]) for op, data in self.notifications[-8:]]
                 raise AssertionError(f"timed out; statuses {self.statuses[-5:]}; last {recent}")
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                # Also poll: process liveness changes without any notification.
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
             except asyncio.TimeoutError:
                 pass
         return result
@@ -210,8 +211,16 @@ async def test_interrupt_at_any_moment_leaves_no_cell_running(room, session):
     assert session.snapshot()["outputs"]["loop"]["status"] == "idle"
 
 
-async def test_crashed_kernel_is_announced_and_next_run_starts_a_new_one(room, session):
-    crash = CellCode(id="boom", code="import os\nos._exit(1)")
+async def test_crashed_kernel_is_announced_and_next_run_starts_a_new_one(room, session, tmp_path):
+    crash = CellCode(
+        id="boom",
+        code=(
+            "import os, pathlib, subprocess\n"
+            "child = subprocess.Popen(['sleep', '60'])\n"
+            "pathlib.Path('child.pid').write_text(str(child.pid))\n"
+            "os._exit(1)"
+        ),
+    )
     fine = CellCode(id="fine", code="40 + 2")
     await session.start([crash, fine])
     first_pid = session.pid
@@ -219,7 +228,9 @@ async def test_crashed_kernel_is_announced_and_next_run_starts_a_new_one(room, s
     await room.until(lambda: session.status == "dead")
     assert "exited with code 1" in room.statuses[-1][1]
     assert session.pid is None
-    await room.until(lambda: not alive(first_pid), timeout=5)
+    child_pid = int((tmp_path / "child.pid").read_text())
+    # The crashed kernel's leftovers die with it.
+    await room.until(lambda: not alive(first_pid) and not alive(child_pid), timeout=5)
 
     snap = await run_and_settle(room, session, [fine])
     assert session.pid != first_pid

@@ -172,6 +172,11 @@ class KernelProcess:
         self._on_exit = on_exit
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
+        # Only _watch_exit reaps the process, under this lock, after killing its
+        # group: a pid is never signalled once it could belong to someone else.
+        self._reap_lock = threading.Lock()
+        self._reaped = False
+        self._exited = threading.Event()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self.returncode: int | None = None
@@ -234,9 +239,31 @@ class KernelProcess:
                 log.debug("kernel %s stderr: %s", self.pid, line)
 
     def _watch_exit(self) -> None:
-        code = self._proc.wait()
+        if hasattr(os, "waitid"):
+            # Wait without reaping: while the leader is a zombie its pid (and so
+            # its group id) cannot be reused, so the group kill hits only leftovers.
+            try:
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                pass
+            with self._reap_lock:
+                self._signal_group(signal.SIGKILL)
+                code = self._proc.wait()
+                self._reaped = True
+        else:
+            code = self._proc.wait()
+            self._reaped = True
         self.returncode = code
+        self._exited.set()
         self._call(self._on_exit, self, code)
+
+    def _signal_group(self, sig: int) -> bool:
+        # The kernel leads its own group once it has called setsid().
+        try:
+            os.killpg(self.pid, sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
 
     def _read(self) -> None:
         # marimo's receiver thread fills a queue.Queue. Decode here, off the event
@@ -277,31 +304,32 @@ class KernelProcess:
         self._queues.input_queue.put(text)
 
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        return not self._exited.is_set()
 
     def interrupt(self) -> None:
-        """SIGINT to the kernel's process group (it is the leader after setsid)."""
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.pid, signal.SIGINT)
-        except (ProcessLookupError, PermissionError):
-            # Before the kernel's setsid() the group does not exist yet.
-            try:
-                os.kill(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        """SIGINT to the kernel's process group, so user subprocesses stop too.
+
+        Before the kernel's setsid() there is no group and nothing to interrupt yet;
+        a bare SIGINT then would kill the booting kernel.
+        """
+        with self._reap_lock:
+            if not self._reaped:
+                self._signal_group(signal.SIGINT)
 
     def kill(self) -> None:
         """Kill the kernel and everything in its process group; close the queues.
 
         Safe to call twice and from any state.
         """
-        for kill in (lambda: os.killpg(self.pid, signal.SIGKILL), self._proc.kill):
-            try:
-                kill()
-            except (ProcessLookupError, PermissionError):
-                pass
+        with self._reap_lock:
+            if not self._reaped:
+                if not self._signal_group(signal.SIGKILL):
+                    # Still booting, not yet a group leader. os.kill, not Popen.kill:
+                    # that one polls, and reaping here would free the pid too early.
+                    try:
+                        os.kill(self.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         # Closing the ZeroMQ context twice hangs in zmq_ctx_term: close once only.
         with self._close_lock:
             if self._closed.is_set():
@@ -310,8 +338,6 @@ class KernelProcess:
             self._queues.close_queues()
 
     def wait(self, timeout: float) -> int | None:
-        """Wait (blocking) for the process to be gone; its exit code or None."""
-        try:
-            return self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """Wait (blocking) for the process to be gone and reaped; its exit code or None."""
+        self._exited.wait(timeout)
+        return self.returncode

@@ -226,12 +226,15 @@ class KernelSession:
                 raise KernelStartError(
                     f"Kernel did not become ready within {self.startup_timeout:.0f} s"
                 ) from None
-        except KernelStartError as e:
+        except Exception as e:
             self._proc = None
             if proc is not None:
                 await loop.run_in_executor(None, proc.kill)
-            self._set_status("dead", e.reason)
-            raise
+            error = e if isinstance(e, KernelStartError) else KernelStartError(f"{e}")
+            self._set_status("dead", error.reason)
+            if error is e:
+                raise
+            raise error from e
         self.started_at = time.monotonic() - started
         self._set_status("ready", f"marimo {version}, pid {proc.pid}")
         self._send(proc, adapter.create_notebook(self._cells.values()))
