@@ -169,18 +169,21 @@ async def test_burst_of_ui_values_settles_on_the_last_one(room, session):
 
 async def test_edit_without_run_shows_stale_and_delete_leaves_graph(room, session):
     await run_and_settle(room, session, slider6())
+    statuses = len(room.statuses)
     cells = slider6(bkHC="a = 9")
     await session.sync_cells(cells)
     snap = session.snapshot()
     assert snap["outputs"][A]["status"] == "stale"
     assert snap["outputs"][A]["edited"] is True
     assert "c = <strong>21</strong>" in output_text(snap, C)  # nothing ran
+    assert len(room.statuses) == statuses  # typing does not flap busy/idle for every peer
 
     await session.sync_cells([c for c in cells if c.id != B])
+    # c lost its input: marimo reruns it and reports the missing name.
+    await room.until(lambda: session.snapshot()["outputs"][C]["output"]["channel"] != "output")
     await room.until(lambda: session.status == "idle")
     snap = session.snapshot()
     assert B not in snap["outputs"]
-    # c lost its input: marimo reruns it and reports the missing name.
     assert snap["outputs"][C]["output"]["channel"] == "marimo-error"
 
 

@@ -106,7 +106,9 @@ class KernelSession:
 
     def _refresh_activity(self) -> None:
         if self._status in ("ready", "idle", "busy"):
-            busy = bool(self._pending or self._ui_held) or self._outputs.busy()
+            # Registering edits is bookkeeping: keystrokes must not flap the status.
+            waiting = any(kind != "edit" for kind in self._pending)
+            busy = waiting or bool(self._ui_held) or self._outputs.busy()
             self._set_status("busy" if busy else "idle")
 
     # -- kernel events (on the event loop, handed over by adapter threads) ---
@@ -271,7 +273,7 @@ class KernelSession:
         deleted = [cell_id for cell_id in old if cell_id not in self._cells]
         if self._proc is None or not (codes or configs or deleted):
             return
-        self._send(self._proc, adapter.edit(codes, configs, deleted))
+        self._send(self._proc, adapter.edit(codes, configs, deleted), "edit")
 
     async def set_ui_value(self, object_id: str, value: Any) -> None:
         """Set a UI element's value as if this peer moved it; dependents rerun.
