@@ -293,3 +293,18 @@ def test_mirror_command_syncs_both_ways_and_stops_cleanly(live, tmp_path):
         assert parse_notebook(local.read_text()).cells[1].code.startswith("# peer\n")
     finally:
         assert mirror.stop(signal.SIGTERM) == 130
+
+
+def test_mirror_sends_a_save_made_just_before_it_is_stopped(live, tmp_path):
+    local = tmp_path / "last.py"
+    mirror = Lines(live, "mirror", "demo.py", str(local), "--poll", "5")
+    try:
+        mirror.wait_for("mirroring demo.py <-> ")
+        text = local.read_text()
+        assert "import marimo as mo" in text
+        local.write_text(text.replace("import marimo as mo", "import marimo as mo  # last"))
+    finally:
+        assert mirror.stop(signal.SIGHUP) == 130
+    texts = with_peer(live, lambda client: asyncio.sleep(0, [client.text(c) for c in
+                                                             client.order]))
+    assert "import marimo as mo  # last" in texts[0]

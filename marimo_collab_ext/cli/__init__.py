@@ -90,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _until_stopped(command) -> int:
-    # Ctrl-C and SIGTERM (an editor stopping its task) cancel the command, so it closes
-    # its socket and the mirror sends a last save before exiting.
+    # Ctrl-C, SIGTERM and SIGHUP (an editor stopping its task or closing its terminal)
+    # cancel the command, so it closes its socket and the mirror sends a last save first.
     task = asyncio.ensure_future(command)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
         try:
             loop.add_signal_handler(signum, task.cancel)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -190,5 +193,8 @@ async def _last_sync(client: CollabClient, mirror, log) -> None:
 
 def _printer() -> Callable[[str], None]:
     def out(text: str) -> None:
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except OSError:
+            pass  # the terminal went away (SIGHUP): keep shutting down cleanly
     return out
