@@ -6,7 +6,10 @@ Workers talk JSON lines on stdin/stdout (workload.py); the server's CPU and RSS 
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .procstat import cpu_seconds, rss_bytes
+from .procstat import cpu_seconds, machine_busy_seconds, rss_bytes
 from .servers import JCServer, ours
 from .stats import summarize
 
@@ -22,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 JC_PYTHON = REPO / "benchmarks" / ".venv-jc" / "bin" / "python"
 CLIENTS_PER_WORKER = 5
 MAX_WORKERS = 4
+PYSPY_EXTRA: list[str] = []  # py-spy options instead of the default "-r 250"
 
 
 @dataclass
@@ -124,9 +128,32 @@ def spread(specs: list[dict], workers: int) -> list[list[dict]]:
     return [specs[i::workers] for i in range(workers)]
 
 
+def start_profiler(pid: int, out: Path | None) -> subprocess.Popen | None:
+    """py-spy sampling `pid` into `out` (collapsed stacks), when asked and installed."""
+    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if out is None or spy is None:
+        return None
+    return subprocess.Popen([spy, "record", "-p", str(pid), "--format", "raw", "-o", str(out),
+                             *(PYSPY_EXTRA or ["-r", "250"])], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(spy: subprocess.Popen | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(10)
+
+
 def run(kind: str, scenario: Scenario, workdir: Path, seed: int = 1,
-        settle: float = 30.0) -> dict:
-    """One scenario against a fresh server of `kind`: latency, throughput, CPU, RSS."""
+        settle: float = 30.0, profile: Path | None = None) -> dict:
+    """One scenario against a fresh server of `kind`: latency, throughput, CPU, RSS.
+
+    With `profile`, py-spy samples the server during the edits (it costs the server CPU).
+    """
     specs = client_specs(scenario)
     n_workers = min(MAX_WORKERS, -(-len(specs) // CLIENTS_PER_WORKER))
     with Target(kind, workdir, max(scenario.editors, 1)) as target:
@@ -140,9 +167,11 @@ def run(kind: str, scenario: Scenario, workdir: Path, seed: int = 1,
         try:
             for worker in workers:
                 worker.next(timeout=120)
+            spy = start_profiler(target.pid, profile)
             rss_before = rss_bytes(target.pid)
             cpu_before = cpu_seconds(target.pid)
             gen_before = [cpu_seconds(w.proc.pid) for w in workers]
+            busy_before, window_start = machine_busy_seconds(), time.monotonic()
             start = time.monotonic() + 0.3
             for worker in workers:
                 worker.command({"start": start})
@@ -152,7 +181,10 @@ def run(kind: str, scenario: Scenario, workdir: Path, seed: int = 1,
                 reports.append(worker.next(timeout=duration + settle + 60))
                 gen_cpu += cpu_seconds(worker.proc.pid) - before
             server_cpu = cpu_seconds(target.pid) - cpu_before
+            busy = machine_busy_seconds() - busy_before
+            window = time.monotonic() - window_start
             rss_after = rss_bytes(target.pid)
+            stop_profiler(spy)
         finally:
             for worker in workers:
                 worker.stop()
@@ -161,9 +193,12 @@ def run(kind: str, scenario: Scenario, workdir: Path, seed: int = 1,
                   server_cpu_s=server_cpu, generator_cpu_s=gen_cpu,
                   server_rss_mb_before=rss_before / 2**20, server_rss_mb_after=rss_after / 2**20)
     edits = max(result["edits"], 1)
-    wall = max(result["wall_s"], 1e-9)
+    # Whatever else ran on the machine meanwhile (colleagues' tests): the contention figure.
+    # CPU shares are over the whole measured window (start signal to the last report).
+    result.update(window_s=window, other_cpu_util=max(0.0, busy - server_cpu - gen_cpu) / window,
+                  loadavg_after=os.getloadavg()[0])
     result.update(server_cpu_ms_per_edit=1000 * server_cpu / edits,
-                  server_cpu_util=server_cpu / wall, generator_cpu_util=gen_cpu / wall,
+                  server_cpu_util=server_cpu / window, generator_cpu_util=gen_cpu / window,
                   generator_cpu_ms_per_edit=1000 * gen_cpu / edits)
     return result
 

@@ -1,6 +1,7 @@
 """Time to join a 200-cell notebook on our server: server time, and the room-load part of it.
 
-Server time = join round trip - heartbeat round trip (the network and framing) - client decode.
+Server time = join round trip - heartbeat round trip (the network and framing) - client decode;
+measured for a fresh room, a loaded one, and one restored from its journal after a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from marimo_collab_ext.client.client import ws_url
 from marimo_collab_ext.persistence.notebook_file import parse_notebook
 
 from .driver import marimo_notebook
+from .procstat import cpu_seconds
 from .servers import ours
 
 CELLS = 200
@@ -47,9 +49,23 @@ async def _join(url: str, token: str) -> tuple[float, float, float, object]:
     return rtt, decode, statistics.median(beats), ws
 
 
-async def _measure(url_of, token: str, samples: int) -> dict:
+async def _reopen(url_of, token: str, samples: int, cpu) -> dict:
+    """After a server restart: each room comes back from its journal (the usual case)."""
+    times = []
+    await (await _join(url_of("warmup.py"), token))[3].close()  # one-time imports
+    cpu0 = cpu()
+    for i in range(samples):
+        rtt, decode, beat, ws = await _join(url_of(f"join{i}.py"), token)
+        times.append(rtt - decode - beat)
+        await ws.close()
+    return {"journal_join_server_ms": 1000 * statistics.median(times),
+            "journal_join_server_cpu_ms": 1000 * (cpu() - cpu0) / samples}
+
+
+async def _measure(url_of, token: str, samples: int, cpu) -> dict:
     cold, warm = [], []
     await (await _join(url_of("warmup.py"), token))[3].close()  # one-time imports
+    cpu0 = cpu()
     for i in range(samples):
         first = await _join(url_of(f"join{i}.py"), token)  # loads the room
         second = await _join(url_of(f"join{i}.py"), token)  # room already loaded
@@ -57,7 +73,8 @@ async def _measure(url_of, token: str, samples: int) -> dict:
         warm.append(second[0] - second[1] - second[2])
         await first[3].close()
         await second[3].close()
-    return {"cold_join_server_ms": 1000 * statistics.median(cold),
+    return {"cold_join_server_cpu_ms": 1000 * (cpu() - cpu0) / samples,  # with a warm join
+            "cold_join_server_ms": 1000 * statistics.median(cold),
             "warm_join_server_ms": 1000 * statistics.median(warm),
             "room_load_ms": 1000 * (statistics.median(cold) - statistics.median(warm))}
 
@@ -80,7 +97,14 @@ def run(workdir: Path, samples: int = 10) -> dict:
         (server.root / name).write_text(text)
     server.start()
     try:
-        result = asyncio.run(_measure(lambda p: ws_url(server.url, p), server.token, samples))
+        result = asyncio.run(_measure(lambda p: ws_url(server.url, p), server.token, samples,
+                                      lambda: cpu_seconds(server.proc.pid)))
+    finally:
+        server.stop()
+    server.start()  # same root and journals: rooms are restored, not loaded fresh
+    try:
+        result.update(asyncio.run(_reopen(lambda p: ws_url(server.url, p), server.token,
+                                          samples, lambda: cpu_seconds(server.proc.pid))))
     finally:
         server.stop()
     result.update(cells=CELLS, samples=samples, parse_in_process_ms=parse_time_ms(text))

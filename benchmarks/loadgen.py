@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="comma-separated: ours, jc, jc-nodelay")
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the servers (collapsed stacks in results/); skews CPU")
     args = parser.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
     workdir = Path(tempfile.mkdtemp(prefix="marimo-collab-bench-"))
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             for target in targets:
                 print(f"· {scenario.name}: {target}", flush=True)
-                out["scenarios"].append(driver.run(target, scenario, workdir / f"s{n}-{target}"))
+                profile = (RESULTS / f"profile-s{n}-{target}.txt") if args.profile else None
+                RESULTS.mkdir(exist_ok=True)
+                out["scenarios"].append(driver.run(target, scenario, workdir / f"s{n}-{target}",
+                                                   profile=profile))
         for target in targets:
             print(f"· memory: {target}", flush=True)
             out["memory"].append(driver.memory(target, workdir / f"mem-{target}",

@@ -17,6 +17,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent not idle since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICK
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of `pid` now."""
     with open(f"/proc/{pid}/status") as f:
