@@ -298,32 +298,56 @@ async def test_shutdown_leaves_no_process_behind(room, session):
     await room.until(lambda: not alive(kernel_pid) and not alive(child_pid), timeout=5)
 
 
+def fake_python(tmp_path: Path, name: str, script: str) -> str:
+    """A stand-in interpreter: answers the version probe, then runs `script` as the kernel."""
+    path = tmp_path / name
+    path.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo 0.25.2; exit 0; fi\n{script}\n')
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def bare_session(room: Room, tmp_path: Path, python: str, **kwargs) -> KernelSession:
+    return KernelSession(
+        python=python,
+        cwd=str(tmp_path),
+        notebook_path=None,
+        on_notification=room.on_notification,
+        on_status=room.on_status,
+        **kwargs,
+    )
+
+
 async def test_unsupported_marimo_is_refused_with_a_reason(room, tmp_path):
     with pytest.raises(KernelStartError, match="0.24.1"):
         check_version("0.24.1")
     check_version("0.25.9")
-    fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 0.19.0\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    session = KernelSession(
-        python=str(fake),
-        cwd=str(tmp_path),
-        notebook_path=None,
-        on_notification=room.on_notification,
-        on_status=room.on_status,
-    )
+    old = tmp_path / "python"
+    old.write_text("#!/bin/sh\necho 0.19.0\n")
+    old.chmod(old.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(KernelStartError, match="marimo 0.19.0 .* not supported"):
-        await session.start([])
+        await bare_session(room, tmp_path, str(old)).start([])
     assert room.statuses[-1][0] == "dead"
-    missing = KernelSession(
-        python=str(tmp_path / "nope"),
-        cwd=str(tmp_path),
-        notebook_path=None,
-        on_notification=room.on_notification,
-        on_status=room.on_status,
-    )
     with pytest.raises(KernelStartError, match="not found"):
-        await missing.run([])
+        await bare_session(room, tmp_path, str(tmp_path / "nope")).run([])
+    no_marimo = tmp_path / "python-without-marimo"
+    no_marimo.write_text("#!/bin/sh\nexit 1\n")
+    no_marimo.chmod(no_marimo.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(KernelStartError, match="not installed"):
+        await bare_session(room, tmp_path, str(no_marimo)).start([])
+
+
+async def test_kernel_dying_or_hanging_at_startup_is_reported(room, tmp_path):
+    dies = fake_python(tmp_path, "dies", "echo 'No module named zmq' >&2\nexit 3")
+    with pytest.raises(KernelStartError, match="(?s)exited with code 3.*No module named zmq"):
+        await bare_session(room, tmp_path, dies).start([])
+    assert room.statuses[-1][0] == "dead"
+
+    hangs = fake_python(tmp_path, "hangs", "echo $$ > hung.pid\nexec sleep 60")
+    session = bare_session(room, tmp_path, hangs, startup_timeout=1)
+    with pytest.raises(KernelStartError, match="did not become ready within 1 s"):
+        await session.start([])
+    hung = int((tmp_path / "hung.pid").read_text())
+    await room.until(lambda: not alive(hung), timeout=5)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
