@@ -52,7 +52,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ICommandPalette,
     ILayoutRestorer
   ],
-  activate: (
+  activate: async (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
     languages: IEditorLanguageRegistry,
@@ -75,12 +75,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .then(language => language?.support ?? [])
         .catch(() => []));
 
+    // marimo notebooks open here by default; other .py files are handed on
+    // to the text editor once their content has been checked. This is the
+    // factory's `defaultFor` (docmanager resets setDefaultWidgetFactory
+    // overrides whenever its own settings load), so a change applies on reload.
+    let openByDefault = true;
+    if (settings) {
+      try {
+        const loaded = await settings.load(PLUGIN_ID);
+        openByDefault = loaded.get('openMarimoNotebooksByDefault').composite !== false;
+      } catch (reason) {
+        console.warn('marimo-collab: settings not loaded', reason);
+      }
+    }
+
     docRegistry.addModelFactory(new ServerOwnedModelFactory());
     const factory = new MarimoWidgetFactory({
       name: FACTORY_NAME,
       label: 'marimo (multiplayer)',
       modelName: MODEL_NAME,
       fileTypes: ['python'],
+      defaultFor: openByDefault ? ['python'] : [],
       contents,
       theme: () => themes?.defaultTheme() ?? jupyterTheme,
       language: loadPython,
@@ -102,21 +117,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         command: 'docmanager:open',
         args: widget => ({ path: widget.context.path, factory: FACTORY_NAME }),
         name: widget => widget.context.path
-      });
-    }
-
-    // marimo notebooks open here by default; other .py files are handed on
-    // to the text editor once their content has been checked.
-    const applySettings = (openByDefault: boolean) => {
-      docRegistry.setDefaultWidgetFactory('python', openByDefault ? FACTORY_NAME : undefined);
-    };
-    applySettings(true);
-    if (settings) {
-      void settings.load(PLUGIN_ID).then(loaded => {
-        const apply = () =>
-          applySettings(loaded.get('openMarimoNotebooksByDefault').composite !== false);
-        loaded.changed.connect(apply);
-        apply();
       });
     }
 

@@ -182,19 +182,22 @@ export class CellOutputArea {
     this.node.dataset.runStatus = status;
   }
 
-  /** Apply a snapshot entry or a `cell-op` (only the fields it carries). */
+  /**
+   * Apply a snapshot entry or a `cell-op`. As in marimo, a null or missing
+   * field means "unchanged"; a console list replaces (often [] to clear) and
+   * a single console item appends.
+   */
   apply(state: CellOutputState | Record<string, unknown>): void {
-    if ('output' in state) {
-      this._setOutput((state.output as CellOutput | null) ?? null);
+    const output = state.output as CellOutput | null | undefined;
+    if (output) {
+      this._setOutput(output);
     }
-    if ('console' in state) {
-      const console = state.console;
-      if (Array.isArray(console)) {
-        this._console.replaceChildren(); // a list replaces (often [] to clear)
-        console.forEach(item => this._appendConsole(item as CellOutput));
-      } else if (console && typeof console === 'object') {
-        this._appendConsole(console as CellOutput); // one item appends
-      }
+    const console = state.console;
+    if (Array.isArray(console)) {
+      this._console.replaceChildren();
+      console.forEach(item => this._appendConsole(item as CellOutput));
+    } else if (console && typeof console === 'object') {
+      this._appendConsole(console as CellOutput);
     }
     if (typeof state.status === 'string') {
       this.setStatus(state.status);
@@ -207,8 +210,8 @@ export class CellOutputArea {
     this.setStatus('idle');
   }
 
-  private _setOutput(output: CellOutput | null): void {
-    const node = output ? renderOutput(output) : null;
+  private _setOutput(output: CellOutput): void {
+    const node = renderOutput(output);
     this._output.replaceChildren(...(node ? [node] : []));
   }
 

@@ -525,6 +525,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     await this._settle([...this._views.values()].map(view => view.editor));
     try {
       await this._connection.request({ type: 'save' });
+      // The `saved` broadcast carries the time; this covers a save with nothing new to write.
+      if (this._status.save === 'saving') {
+        this._setStatus({ save: 'saved', saveDetail: 'Saved' });
+      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this._setStatus({ save: 'failed', saveDetail: message });
