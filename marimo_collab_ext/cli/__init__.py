@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except CollabError as exc:
         print(f"marimo-collab: the server answered {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the local file's directory is not writable
+        print(f"marimo-collab: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _until_stopped(command) -> int:

@@ -181,6 +181,8 @@ class FileMirror:
 
     async def start(self) -> None:
         """First sync: create the file, adopt it, or (initial="local") push it into the session."""
+        if not self.path.parent.is_dir():
+            raise MirrorError(f"no directory {self.path.parent} for {self.path.name}")
         text, sig = self._read()
         if text is None:
             self.log(f"creating {self.path} from the session")
@@ -227,7 +229,9 @@ class FileMirror:
             changed = file_signature(self.path) != self.signature
             if changed:
                 await self._settle()
-            if not self.connected or not (remote or changed or tick % _HASH_EVERY == 0):
+            elif not remote and (tick % _HASH_EVERY or self._file_hash() == self.base_hash):
+                continue  # nothing new: skip the (marimo) parse and serialize of a sync
+            if not self.connected:
                 continue
             try:
                 await self.sync()
@@ -271,23 +275,25 @@ class FileMirror:
                 else:
                     try:
                         parsed = parse_notebook(text)
-                    except NotebookParseError as exc:
-                        # Never overwrite a file the user is in the middle of editing.
+                        self.header = parsed.header
+                        local = parsed.cells
+                        await self._send_local(local, digest)
+                    except (NotebookParseError, MirrorError) as exc:
+                        # Never overwrite what the user saved but we could not send: it would
+                        # be lost. Wait for the next save (peers' changes wait in the session).
                         if self._reported_bad != digest:
                             self._reported_bad = digest
                             self.log(f"not sent, not overwritten: {exc}")
                         self.signature = sig
                         return
-                    self.header = parsed.header
-                    local = parsed.cells
-                    await self._send_local(local, digest)
             else:
                 self.log(f"{self.path} is gone: writing the session again")
             await self._write_session(text, sig, local)
 
     async def _send_local(self, local: list[CellData], digest: str) -> None:
         if self.client.join_response.get("self", {}).get("role") == "viewer":
-            raise MirrorError("you may only view this notebook: the file's changes cannot be sent")
+            raise MirrorError("you may only view this notebook; undo your change to follow"
+                              " the session again")
         # Where the editor saved a stale buffer, merge from what it had loaded instead.
         base, base_ids, notes = self.history.rebase(self.base, self.base_ids, local)
         for note in notes:
@@ -308,7 +314,8 @@ class FileMirror:
                 self._inflight = None
             self._finish_send(plan, local, digest, base, base_ids)
             return
-        raise MirrorError("the file's cell changes kept colliding with peers' changes")
+        raise MirrorError("the file's cell changes kept colliding with peers' changes; save"
+                          " again")
 
     def _finish_send(self, plan, local: list[CellData], digest: str, base: list[CellData],
                      base_ids: list[str]) -> None:
@@ -382,6 +389,13 @@ class FileMirror:
             if now == sig:
                 return
             sig = now
+
+    def _file_hash(self) -> str | None:
+        try:
+            with open(self.path, encoding="utf-8", newline="") as handle:
+                return content_hash(handle.read())
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def _read(self) -> tuple[str | None, Signature | None]:
         sig = file_signature(self.path)
