@@ -99,6 +99,7 @@ def session(room, tmp_path, jp_asyncio_loop):
         notebook_path=str(NOTEBOOKS / "slider6.py"),
         on_notification=room.on_notification,
         on_status=room.on_status,
+        app_config={"width": "medium", "not_an_option": 1},
     )
     yield s
     jp_asyncio_loop.run_until_complete(s.shutdown())

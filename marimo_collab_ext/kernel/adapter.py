@@ -130,12 +130,17 @@ def update_ui(values: dict[str, Any]) -> UpdateUIElementCommand:
     return UpdateUIElementCommand(object_ids=list(values), values=list(values.values()))
 
 
-def _kernel_args(cells: list[CellCode], notebook_path: str | None, info: Any) -> KernelArgs:
+def _kernel_args(
+    cells: list[CellCode], notebook_path: str | None, app_config: dict[str, Any], info: Any
+) -> KernelArgs:
     config = get_default_config_manager(current_path=notebook_path).get_config(hide_secrets=False)
     return KernelArgs(
         configs={c.id: _cell_config(c.config) for c in cells},
         app_metadata=AppMetadata(
-            query_params={}, cli_args={}, app_config=_AppConfig(), filename=notebook_path
+            query_params={},
+            cli_args={},
+            app_config=_AppConfig.from_untrusted_dict(app_config, silent=True),
+            filename=notebook_path,
         ),
         user_config=config,
         log_level=logging.WARNING,
@@ -162,6 +167,7 @@ class KernelProcess:
         python: str,
         cwd: str,
         notebook_path: str | None,
+        app_config: dict[str, Any],
         cells: list[CellCode],
         loop: asyncio.AbstractEventLoop,
         on_messages: Callable[[KernelProcess, list[tuple[str, dict[str, Any]]]], None],
@@ -182,7 +188,7 @@ class KernelProcess:
         self.returncode: int | None = None
 
         self._queues, info = QueueManager.create()
-        args = _kernel_args(cells, notebook_path, info)
+        args = _kernel_args(cells, notebook_path, app_config, info)
         try:
             # Never start_new_session: the kernel calls setsid() itself and a
             # second setsid makes it die at startup (DESIGN.md, marimo facts).

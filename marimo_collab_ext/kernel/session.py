@@ -56,8 +56,11 @@ class KernelSession:
         on_status: StatusCallback,
         max_output_bytes: int = 5 * 2**20,
         startup_timeout: float = 30,
+        app_config: dict[str, Any] | None = None,
     ) -> None:
         self.python = python
+        # marimo.App(...) options of the notebook (width, sql_output...); read at each start.
+        self.app_config = dict(app_config or {})
         self.cwd = cwd
         self.notebook_path = notebook_path
         self.startup_timeout = startup_timeout
@@ -216,6 +219,7 @@ class KernelSession:
                 python=self.python,
                 cwd=self.cwd,
                 notebook_path=self.notebook_path,
+                app_config=self.app_config,
                 cells=list(self._cells.values()),
                 loop=loop,
                 on_messages=self._on_messages,
