@@ -322,3 +322,48 @@ async def test_stale_editor_save_keeps_a_cell_a_peer_added(connect, tmp_path):
         assert created in browser.cells
         await until(lambda: "peer_cell = 1" in path.read_text(), what="the cell back in the file")
         await client.flush()
+
+
+@pytest.mark.parametrize("seed", [9, 23])
+async def test_random_concurrent_edits_on_both_sides_all_survive(connect, tmp_path, seed):
+    """Saves of the file and a peer's typing, interleaved at random: every edit ends up once."""
+    import random
+
+    from marimo_collab_ext.persistence.notebook_file import serialize_notebook
+
+    rng = random.Random(seed)
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, _mirror):
+        browser = await connect()
+        markers: list[str] = []
+        for round_ in range(25):
+            if rng.random() < 0.5:
+                nb = parse_notebook(path.read_text())
+                cell = rng.randrange(len(nb.cells))
+                lines = nb.cells[cell].code.split("\n")
+                lines.insert(rng.randrange(len(lines) + 1), f"# L{round_}")
+                nb.cells[cell].code = "\n".join(lines)
+                path.write_text(serialize_notebook(nb))
+                markers.append(f"# L{round_}")
+            if rng.random() < 0.6:
+                cid = rng.choice(browser.order)
+                text = browser.text(cid)
+                starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+                browser.edit(cid, {"from": rng.choice(starts), "insert": f"# R{round_}\n"})
+                markers.append(f"# R{round_}")
+            await asyncio.sleep(rng.choice([0, 0.01, 0.05, 0.1, 0.3]))
+        await browser.flush()
+
+        def session() -> str:
+            return "\n".join(browser.text(c) for c in browser.order)
+
+        await until(lambda: all(m in session() for m in markers), timeout=20,
+                    what="every edit in the session")
+        await client.flush()
+        await until(lambda: all(m in path.read_text() for m in markers), timeout=20,
+                    what="every edit in the file")
+        await asyncio.sleep(0.5)
+        for marker in markers:
+            assert session().count(marker + "\n") + session().endswith(marker) == 1, marker
+        assert [c.rstrip() for c in cells(path)] == [
+            browser.text(c).rstrip() for c in browser.order]
