@@ -69,6 +69,9 @@ class KernelSession:
         self._outputs = KernelOutputs(max_output_bytes)
         self._cells: dict[str, CellCode] = {}
         self._proc: adapter.KernelProcess | None = None
+        # A kernel not yet ready is kept apart: nothing may be sent to it, and its
+        # queues may be closing on another thread if it fails.
+        self._starting: adapter.KernelProcess | None = None
         self._status = "none"
         self._lock = asyncio.Lock()
         # Kinds of the commands whose `completed-run` has not arrived, oldest first.
@@ -119,7 +122,7 @@ class KernelSession:
     def _on_messages(
         self, proc: adapter.KernelProcess, batch: list[tuple[str, dict[str, Any]]]
     ) -> None:
-        if proc is not self._proc:
+        if proc is not self._proc and proc is not self._starting:
             return  # a kernel we already replaced
         for op, data in batch:
             self._emit(op, self._outputs.apply(op, data))
@@ -225,15 +228,17 @@ class KernelSession:
                 on_messages=self._on_messages,
                 on_exit=self._on_exit,
             )
-            self._proc = proc
+            self._starting = proc
             try:
                 await asyncio.wait_for(asyncio.shield(proc.ready), self.startup_timeout)
             except asyncio.TimeoutError:
                 raise KernelStartError(
                     f"Kernel did not become ready within {self.startup_timeout:.0f} s"
                 ) from None
+            if not proc.alive():  # ready, then gone before we resumed
+                raise KernelStartError(_exit_reason(proc.returncode or 0, proc.stderr_tail))
         except Exception as e:
-            self._proc = None
+            self._starting = None
             if proc is not None:
                 await loop.run_in_executor(None, proc.kill)
             error = e if isinstance(e, KernelStartError) else KernelStartError(f"{e}")
@@ -241,6 +246,7 @@ class KernelSession:
             if error is e:
                 raise
             raise error from e
+        self._proc, self._starting = proc, None
         self.started_at = time.monotonic() - started
         self._set_status("ready", f"marimo {version}, pid {proc.pid}")
         self._send(proc, adapter.create_notebook(self._cells.values()))
