@@ -64,6 +64,8 @@ function themeCss(): string {
     style.getPropertyValue(name).trim() || fallback;
   return `
     html, body { margin: 0; padding: 0; background: transparent; }
+    body > :first-child { margin-top: 4px; }
+    body > :last-child { margin-bottom: 4px; }
     body {
       color: ${v('--jp-content-font-color1', '#000')};
       font-family: ${v('--jp-content-font-family', 'sans-serif')};

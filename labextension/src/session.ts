@@ -142,10 +142,11 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       }
       return;
     }
-    const unsent =
-      resuming && result.session === this._epoch
-        ? this._resume(result)
-        : this._startFresh(result);
+    const resumed = resuming && result.session === this._epoch;
+    const unsent = resumed ? this._resume(result) : this._startFresh(result);
+    if (!resumed) {
+      this._setStatus({ save: 'saved', saveDetail: 'Loaded from the file' });
+    }
     this._epoch = result.session;
     this.presence.reset(result.self, result.peers);
     this._applyKernelSnapshot(result.kernel);
