@@ -308,3 +308,40 @@ def test_mirror_sends_a_save_made_just_before_it_is_stopped(live, tmp_path):
     texts = with_peer(live, lambda client: asyncio.sleep(0, [client.text(c) for c in
                                                              client.order]))
     assert "import marimo as mo  # last" in texts[0]
+
+
+def test_mirror_sends_its_file_again_when_the_server_lost_its_history(tmp_path):
+    root, journal = tmp_path / "root", tmp_path / "journal"
+    root.mkdir()
+    journal.mkdir()
+    shutil.copy(EXAMPLE, root / "demo.py")
+    # No autosave: the edit lives only in the session (and its journal) when the server dies.
+    first = ServerProcess(root, journal, collab={"autosave_delay": 3600}).start()
+    local = tmp_path / "mine.py"
+    mirror = Lines(first, "mirror", "demo.py", str(local), "--poll", "0.05")
+    second = None
+    try:
+        mirror.wait_for("mirroring demo.py <-> ")
+        local.write_text(local.read_text().replace("largest square:", "kept square:"))
+        mirror.wait_for("sent: 1 cell(s) edited")
+        first.kill()
+        shutil.rmtree(journal)  # history gone: the new server starts from the file
+        journal.mkdir()
+        mirror.wait_for("disconnected")
+        second = ServerProcess(root, journal, port=first.port, token=first.token).start()
+        mirror.wait_for("reconnected to a new server session", timeout=60)
+        mirror.wait_for("sending")
+        texts = None
+        deadline = time.monotonic() + 30
+        while not texts or "kept square:" not in texts[5]:
+            assert time.monotonic() < deadline, f"edit not restored: {mirror.seen}"
+            time.sleep(0.2)
+            texts = with_peer(second, lambda client: asyncio.sleep(
+                0, [client.text(c) for c in client.order]))
+        assert (tmp_path / "mine.py.before-reconnect").exists()
+        assert "kept square:" in local.read_text()
+    finally:
+        mirror.stop()
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -239,23 +239,24 @@ class FileMirror:
                 self.log("connection lost while sending; the file is sent again after reconnect")
 
     def rejoined(self, resumed: bool) -> None:
-        """After `client.reconnect()`: resume, or re-map the base onto a new session's cell ids."""
+        """After `client.reconnect()`: catch up, or send the file again to a new session.
+
+        A new session (the server lost its history) gets the file's whole difference.
+        """
         if not resumed:
-            # The server lost its history: new ids. Find our base cells among the new cells
-            # by content, so the next merge still knows what each side changed.
-            live = [CellData(self.client.text(cid), c.name, dict(c.config))
-                    for cid, c in self._cells()]
-            pairs = align_cells(self.base, live)  # live index -> base index
-            ids = [_gone_id() for _ in self.base]
-            for j, i in pairs.items():
-                ids[i] = self.client.order[j]
-            self.base_ids = ids
+            # The server lost its history (new epoch, new ids): what it confirmed since its
+            # last save may be gone. The file still has it: take the new session as the base,
+            # so the file's whole difference is sent again, as if just saved.
+            text, _sig = self._read()
+            if text is not None:
+                backup = self.path.with_name(self.path.name + ".before-reconnect")
+                _atomic_write(backup, text)
+                self.log(f"the server lost its session history: sending {self.path} again"
+                         f" (copy in {backup})")
             self.history = CellHistory()
-            self.history.record(self.base, self.base_ids)
+            file_cells, ids = self._session_file_cells()
+            self._set_base(file_cells, ids, None, None)
             self._inflight = None
-            if self.client.lost_text:
-                self.log("the server restarted without its history; edits it never confirmed"
-                         f" are still in {self.path} and are sent again")
         self.connected = True
         self._remote.set()
 
