@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -24,13 +25,13 @@ class ServerProcess:
 
     def __init__(self, root: Path, journal: Path, collab: dict | None = None,
                  extra_args: list[str] | None = None, port: int | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, app: str = "jupyter_server") -> None:
         self.root, self.journal = root, journal
         self.port = port or free_port()
         self.token = token or secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}/"
         settings = {"journal_dir": str(journal), **(collab or {})}
-        self.args = [sys.executable, "-m", "jupyter_server", "--no-browser",
+        self.args = [sys.executable, "-m", app, "--no-browser",
                      "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                      "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
                      f"--IdentityProvider.token={self.token}", "--ServerApp.allow_root=True",
@@ -41,7 +42,10 @@ class ServerProcess:
         self.log = root.parent / f"server-{self.port}.log"
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+        # tests/identities.py is importable by the server, for several-people setups
+        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
+                                                          os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(self.args, stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
@@ -51,6 +55,8 @@ class ServerProcess:
             try:
                 urllib.request.urlopen(f"{self.url}api/status?token={self.token}", timeout=2)
                 return self
+            except urllib.error.HTTPError:
+                return self  # answering at all (even 403 to another identity scheme) is up
             except OSError:
                 time.sleep(0.1)
         self.stop()

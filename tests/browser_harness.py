@@ -1,0 +1,80 @@
+"""Real JupyterLab and headless Chromium for end-to-end tests (Debian's chromium)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+from playwright.async_api import Page, async_playwright
+
+from .servers import ServerProcess
+
+ROOT = Path(__file__).parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+FACTORY = "marimo (multiplayer)"
+
+
+def start_lab(tmp: Path, collab: dict | None = None) -> ServerProcess:
+    """JupyterLab with the extension, several people (tests/identities.py), the demo notebook."""
+    root, journal = tmp / "root", tmp / "journal"
+    root.mkdir()
+    journal.mkdir()
+    shutil.copy(ROOT / "examples" / "demo.py", root / "demo.py")
+    return ServerProcess(
+        root, journal, {"autosave_delay": 0.3, **(collab or {})}, app="jupyterlab",
+        extra_args=["--ServerApp.identity_provider_class=tests.identities.TokenPerPerson",
+                    "--ServerApp.authorizer_class=tests.identities.RightsPerPerson",
+                    "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+                    "jupyterlab.NeverCheckForUpdate"]).start()
+
+
+@contextlib.asynccontextmanager
+async def chromium():
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                   args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def notebook_url(lab: ServerProcess, person: str, path: str = "demo.py") -> str:
+    """The documented URL that opens a notebook with the multiplayer editor (own workspace)."""
+    return (f"{lab.url}lab/workspaces/{person}/tree/{quote(path)}"
+            f"?token={person}-token&factory={quote(FACTORY)}")
+
+
+async def open_notebook(browser, lab: ServerProcess, person: str) -> Page:
+    context = await browser.new_context(viewport={"width": 1300, "height": 900})
+    page = await context.new_page()
+    await page.goto(notebook_url(lab, person))
+    await page.wait_for_selector("[data-cell-id] .cm-editor", timeout=60_000)
+    await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
+    return page
+
+
+async def cell_ids(page: Page) -> list[str]:
+    return await page.eval_on_selector_all("[data-cell-id]",
+                                           "els => els.map(e => e.dataset.cellId)")
+
+
+async def cell_text(page: Page, cell_id: str) -> str:
+    """The editor's document: its lines, without widgets (remote cursors' name labels)."""
+    return await page.eval_on_selector(f'[data-cell-id="{cell_id}"] .cm-content', """el =>
+        Array.from(el.querySelectorAll('.cm-line')).map(line => {
+          const copy = line.cloneNode(true);
+          copy.querySelectorAll('[contenteditable="false"], .cm-widgetBuffer')
+            .forEach(w => w.remove());
+          return copy.textContent;
+        }).join('\\n')""")
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

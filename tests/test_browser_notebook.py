@@ -1,0 +1,122 @@
+"""Two people in one notebook in real browsers: typing, presence, roles, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from marimo_collab_ext.client import CollabClient
+
+from .browser_harness import cell_ids, cell_text, chromium, open_notebook, screenshot, start_lab
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    server = start_lab(tmp_path)
+    yield server
+    server.stop()
+
+
+async def server_text(lab, cell_id: str) -> str:
+    client = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    try:
+        return client.text(cell_id)
+    finally:
+        await client.close()
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+async def type_at_end(page, cell_id: str, text: str, key: str = "Control+End") -> None:
+    editor = page.locator(f'[data-cell-id="{cell_id}"] .cm-content')
+    await editor.click()
+    await page.keyboard.press(key)
+    await page.keyboard.type(text, delay=15)
+
+
+async def test_two_people_type_in_one_cell_and_see_each_other(lab):
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        eddie = await open_notebook(browser, lab, "eddie")
+        cell = (await cell_ids(rita))[0]
+        original = await cell_text(rita, cell)
+        # the same cell, two places at once
+        await asyncio.gather(type_at_end(rita, cell, " # rita was here"),
+                             type_at_end(eddie, cell, "# eddie too\n", key="Control+Home"))
+
+        async def converged() -> bool:
+            texts = {await cell_text(rita, cell), await cell_text(eddie, cell)}
+            return len(texts) == 1 and texts == {await server_text(lab, cell)}
+        await until(converged)
+        final = await cell_text(rita, cell)
+        assert final == "# eddie too\n" + original + " # rita was here"
+
+        # the same place at once: keystrokes interleave, none is lost or doubled
+        await asyncio.gather(type_at_end(rita, cell, "RRRRRRRRRR"),
+                             type_at_end(eddie, cell, "eeeeeeeeee"))
+        await until(converged)
+        added = (await cell_text(eddie, cell))[len(final):]
+        assert sorted(added) == sorted("RRRRRRRRRR" + "eeeeeeeeee")
+
+        await rita.wait_for_selector('[data-peer-username="eddie"]', timeout=10_000)
+        await eddie.wait_for_selector('[data-peer-username="rita"]', timeout=10_000)
+        await rita.wait_for_selector("[data-remote-peer]", timeout=10_000)
+        await eddie.wait_for_selector("[data-remote-peer]", timeout=10_000)
+        await screenshot(rita, "two-people-rita")
+        await screenshot(eddie, "two-people-eddie")
+
+
+async def test_viewer_gets_read_only_editors(lab):
+    async with chromium() as browser:
+        vera = await open_notebook(browser, lab, "vera")
+        cell = (await cell_ids(vera))[0]
+        assert await vera.get_attribute(f'[data-cell-id="{cell}"] .cm-content',
+                                        "contenteditable") == "false"
+        before = await cell_text(vera, cell)
+        await type_at_end(vera, cell, "should not appear")
+        await asyncio.sleep(0.5)
+        assert await cell_text(vera, cell) == before
+        assert await server_text(lab, cell) == before
+        await screenshot(vera, "viewer")
+
+
+async def test_page_recovers_after_the_server_dies_without_losing_typing(lab):
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        cell = (await cell_ids(rita))[1]
+        await type_at_end(rita, cell, "\n# before")
+        await until(lambda: _contains(lab, cell, "# before"))
+        lab.kill()
+        await rita.wait_for_selector('[data-connection-status]:not([data-connection-status='
+                                     '"connected"])', timeout=30_000)
+        # JupyterLab's own "Server Connection Error" dialog takes focus; close it as a user would
+        dialog = rita.locator(".jp-Dialog")
+        await dialog.wait_for(timeout=30_000)
+        await dialog.get_by_role("button", name="Close").click()
+        await type_at_end(rita, cell, "\n# typed while offline")
+        assert await rita.get_attribute("[data-connection-status]", "data-unsent-edits") == str(
+            len("\n# typed while offline"))
+        await screenshot(rita, "offline")
+        lab.start()
+        await rita.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
+        await until(lambda: _contains(lab, cell, "# typed while offline"), timeout=60)
+        text = await server_text(lab, cell)
+        assert text.count("# before") == 1 and text.count("# typed while offline") == 1
+        assert await cell_text(rita, cell) == text
+
+
+async def _contains(lab, cell: str, needle: str) -> bool:
+    try:
+        return needle in await server_text(lab, cell)
+    except OSError:
+        return False
