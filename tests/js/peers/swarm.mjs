@@ -422,7 +422,9 @@ async function main() {
   const typing = Promise.all(peers.map((p) => p.type()));
   let typingDone = false;
   typing.then(() => { typingDone = true; });
+  const refused = () => errors.some((e) => e.what === "join");
   while (!typingDone) {
+    if (refused()) return finish(peers, "a join was refused");
     if (Date.now() > deadline) return finish(peers, "deadline while typing");
     await sleep(50);
   }
@@ -430,6 +432,7 @@ async function main() {
   // Settle: everyone connected, nothing unconfirmed, nothing in flight; then one last pull each.
   for (let round = 0; round < 2; round++) {
     while (!peers.every((p) => p.quiet)) {
+      if (refused()) return finish(peers, "a join was refused");
       if (Date.now() > deadline) return finish(peers, "deadline while settling");
       for (const p of peers) {
         if (!p.ws && !p.connecting && !p.reconnectTimer) p.connect();
