@@ -46,8 +46,11 @@ class DiskWatcher:
             except Exception:
                 log.exception("marimo-collab: checking %s on disk failed", self.room.path)
 
-    async def check(self) -> None:
-        """Compare the file with what the session last read or wrote; merge a change."""
+    async def check(self) -> bool:
+        """Compare the file with what the session last read or wrote; merge a change.
+
+        True when the file held something new (merged, or announced as unreadable).
+        """
         room, saver = self.room, self.saver
         try:
             model = await ensure_async(self.contents.get(room.path, content=False))
@@ -57,18 +60,20 @@ class DiskWatcher:
                 room.broadcast({"type": "file_status", "status": "missing",
                                 "message": f"{room.path} was deleted or moved. The session is"
                                 " kept; save to write it back."})
-            return
+            return False
         if saver.file_missing:
             saver.file_missing = False
             room.broadcast({"type": "file_status", "status": "present",
                             "message": f"{room.path} is back on disk."})
         if model.get("last_modified") == saver.file_mtime:
-            return
+            return False
         full = await ensure_async(
             self.contents.get(room.path, content=True, type="file", format="text"))
         saver.file_mtime = full.get("last_modified")
-        if full["content"] != room.saved_text:
-            await self.merge_text(full["content"])
+        if full["content"] == room.saved_text:
+            return False
+        await self.merge_text(full["content"])
+        return True
 
     async def merge_text(self, text: str) -> None:
         """Merge the file's new `text` into the session as the server's own changes."""

@@ -65,23 +65,24 @@ class Saver:
         An autosave that finds the file gone returns None (only an explicit save recreates it).
         """
         async with self.lock:
-            # Another program may have written the file since the last poll: merge its change
-            # first, or this write would silently discard it.
-            if self.room.watcher is not None:
-                await self.room.watcher.check()
-            if auto and self.file_missing:
-                return None
-            return await self._save_locked()
+            return await self._save_locked(auto)
 
-    async def _save_locked(self) -> str:
+    async def _save_locked(self, auto: bool = False) -> str | None:
         room = self.room
         if room.broken:
             raise Internal(room.broken)
         self._first_unsaved = None
-        order = list(room.structure.order)
-        written = dataclasses.replace(room.notebook, cells=room.cell_data())
-        # marimo's code generator takes ~10 ms per 20 cells: keep it off the event loop
-        text = await asyncio.to_thread(serialize_notebook, written)
+        for _ in range(3):
+            order = list(room.structure.order)
+            written = dataclasses.replace(room.notebook, cells=room.cell_data())
+            # marimo's code generator takes ~10 ms per 20 cells: keep it off the event loop
+            text = await asyncio.to_thread(serialize_notebook, written)
+            # Another program may have written the file since the last poll (or while we
+            # serialized): merge its change and serialize again, or this write discards it.
+            if room.watcher is None or not await room.watcher.check():
+                break
+        if auto and self.file_missing:
+            return None
         digest = content_hash(text)
         if text == room.saved_text and not self.file_missing:
             room.mark_saved(text, written, order)
