@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .auth.identity import IdentityUnavailable, identity_of, refresh_identity
 from .auth.recheck import RoleWatcher
-from .auth.roles import Role, RolePolicy, authorize_message, resolve_role
+from .auth.roles import Role, RolePolicy, authorize_message, is_owner, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
 from .room.manager import normalize_path
 from .room.presence import Peer
@@ -177,12 +177,16 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         room = await manager.get(self.notebook_path)
         existing = room.presence.peers.get(peer_id)
         user = identity_of(self.role_watcher.user)
-        if existing is not None and existing.user.get("username") != user["username"]:
+        owner = is_owner(self, self.role_watcher.user, self.policy)
+        # Jupyter names every token-authenticated connection anew, yet all are the owner.
+        if existing is not None and existing.user.get("username") != user["username"] and not (
+            owner and existing.owner
+        ):
             raise BadRequest("that `peer_id` belongs to someone else")
         versions = message.get("versions")
         resume = message.get("session") == room.epoch and isinstance(versions, dict)
         self.room = room
-        self.peer = Peer(peer_id, user, self.role.wire_name, self)
+        self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
         room.add_peer(self.peer)
         asyncio.ensure_future(room.kernel.start_if_configured())
         return {

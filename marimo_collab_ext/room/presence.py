@@ -23,6 +23,7 @@ class Peer:
     connection: Connection
     cursor: dict | None = None
     last_seen: float = field(default_factory=time.monotonic)
+    owner: bool = False  # the server's own user (auth.roles.is_owner)
 
     def describe(self) -> dict:
         """The peer as presence messages and `join` show it."""
