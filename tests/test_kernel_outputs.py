@@ -102,3 +102,12 @@ def test_clear_and_death_reset_what_peers_see():
     assert o.snapshot("dead")["outputs"]["a"]["status"] == "idle"
     assert o.clear() == ["a"]
     assert o.snapshot("idle") == {"status": "idle", "outputs": {}, "ui_values": {}}
+
+
+def test_kernel_environment_drops_the_servers_credentials():
+    from marimo_collab_ext.kernel.adapter import kernel_environment
+
+    env = kernel_environment({"PATH": "/bin", "JUPYTERHUB_API_TOKEN": "secret",
+                              "JUPYTER_TOKEN": "t", "JUPYTERHUB_OAUTH_CALLBACK_URL": "x",
+                              "HOME": "/home/a"})
+    assert env == {"PATH": "/bin", "HOME": "/home/a"}

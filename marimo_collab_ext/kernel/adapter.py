@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import marimo
@@ -43,6 +43,20 @@ HOST_MARIMO_VERSION: str = marimo.__version__
 
 _VERSION_PROBE = "import importlib.metadata as m; print(m.version('marimo'))"
 _STDERR_TAIL_LINES = 40
+
+
+# The server's own credentials: in a shared room anyone with the runner role runs code in the
+# kernel, and must not find the owner's Jupyter / JupyterHub tokens in its environment.
+_SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN", "JUPYTERHUB_OAUTH_",
+               "JUPYTERHUB_COOKIE_", "MARIMO_COLLAB_TOKEN")
+
+
+def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The kernel's environment: the server's, less its credentials.
+
+    Code still runs as the server's user; see docs/security.md for that trust boundary.
+    """
+    return {k: v for k, v in environ.items() if not k.startswith(_SECRET_ENV)}
 
 
 def check_version(version: str) -> None:
@@ -198,7 +212,7 @@ class KernelProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=cwd,
-                env=dict(os.environ),
+                env=kernel_environment(os.environ),
             )
         except OSError as e:
             self._queues.close_queues()
