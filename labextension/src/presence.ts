@@ -161,19 +161,29 @@ export interface RemoteCursor {
 export const setRemoteCursors = StateEffect.define<RemoteCursor[]>();
 
 class CaretWidget extends WidgetType {
-  constructor(readonly cursor: RemoteCursor) {
+  /** `onFirstLine`: the label cannot go above (the editor clips it), so it sits beside. */
+  constructor(
+    readonly cursor: RemoteCursor,
+    readonly onFirstLine: boolean
+  ) {
     super();
   }
 
   override eq(other: CaretWidget): boolean {
     const a = this.cursor;
     const b = other.cursor;
-    return a.peerId === b.peerId && a.name === b.name && a.color === b.color;
+    return (
+      a.peerId === b.peerId &&
+      a.name === b.name &&
+      a.color === b.color &&
+      this.onFirstLine === other.onFirstLine
+    );
   }
 
   toDOM(): HTMLElement {
     const caret = document.createElement('span');
     caret.className = 'jp-MarimoCollab-remoteCaret';
+    caret.classList.toggle('jp-mod-firstLine', this.onFirstLine);
     caret.dataset.remotePeer = this.cursor.peerId;
     caret.dataset.remoteUsername = this.cursor.username;
     caret.style.borderColor = this.cursor.color;
@@ -215,7 +225,10 @@ function decorate(cursors: RemoteCursor[], state: EditorState): DecorationSet {
     ranges.push({
       from: head,
       to: head,
-      deco: Decoration.widget({ widget: new CaretWidget(cursor), side: 1 })
+      deco: Decoration.widget({
+        widget: new CaretWidget(cursor, state.doc.lineAt(head).number === 1),
+        side: 1
+      })
     });
   }
   return Decoration.set(

@@ -512,6 +512,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     }
   }
 
+  addCellAtEnd(): Promise<void> {
+    return this.addCell(this._lastCell());
+  }
+
   select(cellId: string, direction: -1 | 1): void {
     this._neighbour(cellId, direction)?.node.focus();
   }

@@ -57,7 +57,7 @@ export class NotebookPanel extends Widget {
     this._addButton.className = 'jp-MarimoCollab-addCell jp-Button jp-mod-styled';
     this._addButton.textContent = '+ Add cell';
     this._addButton.dataset.action = 'add-cell';
-    this._addButton.onclick = () => void session.addCell(null);
+    this._addButton.onclick = () => void session.addCellAtEnd();
     this.node.append(this._problem, this._cells, this._addButton);
     session.layoutChanged.connect(this._arrange, this);
     session.statusChanged.connect((_, status) => this._onStatus(status), this);
