@@ -345,3 +345,26 @@ def test_mirror_sends_its_file_again_when_the_server_lost_its_history(tmp_path):
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_watch_gives_up_when_its_token_is_no_longer_accepted(tmp_path):
+    root, journal = tmp_path / "root", tmp_path / "journal"
+    root.mkdir()
+    journal.mkdir()
+    shutil.copy(EXAMPLE, root / "demo.py")
+    first = ServerProcess(root, journal).start()
+    watch = Lines(first, "watch", "demo.py")
+    second = None
+    try:
+        watch.wait_for("joined demo.py as")
+        first.kill()
+        watch.wait_for("disconnected")
+        # The server comes back, but no longer takes this token (revoked, rotated).
+        second = ServerProcess(root, journal, port=first.port).start()
+        assert watch.proc.wait(60) == 2
+        watch.wait_for("HTTP 403")
+    finally:
+        watch.stop()
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -136,12 +136,15 @@ async def _watch(client: CollabClient, args, out) -> int:
     out(stamp(reporter.greeting(args.notebook)))
     keep = KeepAlive(client, lambda text: out(stamp(text)),
                      on_rejoined=lambda resumed: reporter.learn_peers())
-    keep.start()
+    tasks = [keep.start(), asyncio.ensure_future(reporter.pump())]
     try:
-        await reporter.pump()
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # ConnectError: access gone for good
+        return 0
     finally:
+        tasks[1].cancel()
         await keep.stop()
-    return 0
 
 
 async def _mirror(client: CollabClient, args, out) -> int:
@@ -166,9 +169,9 @@ async def _mirror(client: CollabClient, args, out) -> int:
     try:
         await mirror.start()
         log(f"mirroring {args.notebook} <-> {args.local_file} (Ctrl-C to stop)")
-        keep.start()
-        tasks = [asyncio.ensure_future(reporter.pump()), asyncio.ensure_future(mirror.run())]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        tasks = [keep.start(), asyncio.ensure_future(reporter.pump()),
+                 asyncio.ensure_future(mirror.run())]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
         return 0

@@ -59,9 +59,11 @@ class KeepAlive:
         self.connected = True
         self._tasks: list[asyncio.Task] = []
 
-    def start(self) -> None:
-        self._tasks = [asyncio.ensure_future(self._heartbeat()),
-                       asyncio.ensure_future(self._reconnect_forever())]
+    def start(self) -> asyncio.Task:
+        """Start; the returned task ends only with ConnectError, when access is gone for good."""
+        reconnecting = asyncio.ensure_future(self._reconnect_forever())
+        self._tasks = [asyncio.ensure_future(self._heartbeat()), reconnecting]
+        return reconnecting
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -88,6 +90,16 @@ class KeepAlive:
                 previous = self.client.session
                 try:
                     await self.client.reconnect()
+                except InvalidStatus as exc:
+                    status = exc.response.status_code
+                    if status in (401, 403, 404):
+                        # Revoked token or access, or the server moved: retrying cannot help.
+                        raise ConnectError(_describe_status(status, "the server", "the notebook")
+                                           ) from None
+                    self.out(f"reconnect failed (HTTP {status}); retrying in {delay:g} s")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                    continue
                 except (OSError, InvalidHandshake, CollabError, ConnectionError,
                         asyncio.TimeoutError) as exc:
                     self.out(f"reconnect failed ({type(exc).__name__}); retrying in {delay:g} s")
