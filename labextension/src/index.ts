@@ -18,9 +18,9 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { pythonIcon } from '@jupyterlab/ui-components';
 import { Extension } from '@codemirror/state';
 
+import { marimoCollabIcon, marimoCollabIconUrl } from './icon';
 import { NEW_NOTEBOOK } from './notebookfile';
 import {
   FACTORY_NAME,
@@ -126,9 +126,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     commands.addCommand(CommandIDs.newNotebook, {
-      label: args => (args.isLauncher ? 'marimo Notebook' : 'New marimo Notebook (multiplayer)'),
+      label: args =>
+        args.isLauncher ? 'marimo (multiplayer)' : 'New marimo Notebook (multiplayer)',
       caption: 'Create a marimo notebook that several people can edit and run together',
-      icon: args => (args.isPalette ? undefined : pythonIcon),
+      icon: args => (args.isPalette ? undefined : marimoCollabIcon),
       execute: async args => {
         const cwd = (args.cwd as string) ?? browser?.model.path ?? '';
         const model = await contents.newUntitled({ path: cwd, type: 'file', ext: '.py' });
@@ -167,7 +168,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => current()?.content.session.runAll()
     });
 
-    launcher?.add({ command: CommandIDs.newNotebook, category: 'Notebook', rank: 50 });
+    launcher?.add({
+      command: CommandIDs.newNotebook,
+      args: { isLauncher: true },
+      category: 'Notebook',
+      rank: 50,
+      kernelIconUrl: marimoCollabIconUrl
+    });
     palette?.addItem({ command: CommandIDs.newNotebook, category: 'marimo' });
     palette?.addItem({ command: CommandIDs.runAll, category: 'marimo' });
 

@@ -22,6 +22,7 @@ import {
 import { Widget } from '@lumino/widgets';
 
 import { NotebookConnection, socketUrl } from './connection';
+import { marimoCollabIcon } from './icon';
 import { isMarimoNotebook } from './notebookfile';
 import { AvatarBar } from './presence';
 import { NotebookSession } from './session';
@@ -151,6 +152,7 @@ export class MarimoWidgetFactory extends ABCWidgetFactory<MarimoDocument> {
     );
     widget = new MarimoDocument({ context, content, reveal });
     widget.addClass('jp-MarimoCollabDocument');
+    widget.title.icon = marimoCollabIcon;
     preventClientSaves(context, session);
     populateToolbar(widget.toolbar, session, path);
     return widget;
