@@ -175,6 +175,7 @@ class FileMirror:
         self._inflight: _Inflight | None = None
         self._reported_bad: str | None = None
         self.history = CellHistory()
+        self._role: str | None = None
         client.listeners.append(self._on_event)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -243,6 +244,7 @@ class FileMirror:
 
         A new session (the server lost its history) gets the file's whole difference.
         """
+        self._role = None  # the join response has the current role
         if not resumed:
             # The server lost its history (new epoch, new ids): what it confirmed since its
             # last save may be gone. The file still has it: take the new session as the base,
@@ -292,7 +294,8 @@ class FileMirror:
             await self._write_session(text, sig, local)
 
     async def _send_local(self, local: list[CellData], digest: str) -> None:
-        if self.client.join_response.get("self", {}).get("role") == "viewer":
+        role = self._role or self.client.join_response.get("self", {}).get("role")
+        if role == "viewer":
             raise MirrorError("you may only view this notebook; undo your change to follow"
                               " the session again")
         # Where the editor saved a stale buffer, merge from what it had loaded instead.
@@ -380,6 +383,10 @@ class FileMirror:
     def _on_event(self, message: dict) -> None:
         if message.get("type") in ("change", "cells"):
             self._remote.set()
+        elif message.get("type") == "presence" and message.get("event") == "update":
+            peer = message.get("peer") or {}
+            if peer.get("peer_id") == self.client.peer_id:
+                self._role = peer.get("role")  # the server re-checks rights as they change
 
     async def _settle(self) -> None:
         # Editors may write a file in several steps: wait until it holds still.
