@@ -24,12 +24,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def scenarios(quick: bool) -> list[Scenario]:
     """The issue's scenarios, each bounded in edits; `quick` is a smoke run of the same shapes."""
     if quick:
-        return [Scenario("10 clients x 50/s", 10, 0, 50, 200),
-                Scenario("50 clients x 50/s", 50, 0, 50, 500),
+        return [Scenario("10 clients x 50/s each", 10, 0, 50, 200),
+                Scenario("10 clients, 50/s in all", 10, 0, 5, 50),
+                Scenario("50 clients x 50/s each", 50, 0, 50, 500),
+                Scenario("50 clients, 50/s in all", 50, 0, 1, 50),
                 Scenario("1 editor + 20 viewers, 20/s", 1, 20, 20, 40),
                 Scenario("10 typists x 20/s, one cell", 10, 0, 20, 200, layout="one")]
-    return [Scenario("10 clients x 50/s", 10, 0, 50, 2000),
-            Scenario("50 clients x 50/s", 50, 0, 50, 2000),
+    # "N x M/s" is read both ways: M edits/s per client (the issue's wording) and M in all
+    # (how DESIGN.md's jupyter-collaboration figures were taken).
+    return [Scenario("10 clients x 50/s each", 10, 0, 50, 2000),
+            Scenario("10 clients, 50/s in all", 10, 0, 5, 1000),
+            Scenario("50 clients x 50/s each", 50, 0, 50, 2000),
+            Scenario("50 clients, 50/s in all", 50, 0, 1, 1000),
             Scenario("1 editor + 200 viewers, 20/s", 1, 200, 20, 400),
             Scenario("10 typists x 20/s, one cell", 10, 0, 20, 2000, layout="one")]
 

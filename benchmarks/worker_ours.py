@@ -32,10 +32,21 @@ def inserted(updates: list[dict]) -> str:
                    for s in part[1:])
 
 
+class _Discard:
+    """Stands in for CollabClient.events: nobody reads them here, and they would pile up."""
+
+    def put_nowait(self, item) -> None:
+        pass
+
+
 class MeasuredClient(CollabClient):
     """A CollabClient that notes when each token is first pushed and when its push is `ok`."""
 
     tracker: Tracker
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.events = _Discard()
 
     async def request(self, message: dict, timeout: float = 60) -> dict:
         if message.get("type") != "change":
