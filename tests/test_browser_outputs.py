@@ -1,0 +1,113 @@
+"""Outputs in real browsers: shared runs, viewers without controls, and output isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Error as PlaywrightError
+
+from marimo_collab_ext.client import CollabClient
+
+from .browser_harness import cell_ids, chromium, open_notebook, screenshot, start_lab
+
+pytestmark = pytest.mark.browser
+
+# Output script that tries everything it must not be able to do, and writes what it got.
+PROBE = '''mo.Html("""<div id=probe>probing</div><script>
+const seen = [];
+function attempt(name, f) { try { seen.push(name + "=" + f()); }
+                            catch (e) { seen.push(name + "=blocked:" + e.name); } }
+attempt("cookie", () => document.cookie);
+attempt("parentDom", () => parent.document.title);
+attempt("parentToken", () => JSON.stringify(parent.document.getElementById(
+  "jupyter-config-data").textContent.length));
+attempt("storage", () => localStorage.length);
+fetch("/api/contents", {credentials: "include"})
+  .then(r => seen.push("fetch=" + r.status), e => seen.push("fetch=blocked:" + e.name))
+  .finally(() => { document.getElementById("probe").textContent = seen.join(";"); });
+</script>""")'''
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    server = start_lab(tmp_path)
+    yield server
+    server.stop()
+
+
+async def frame_text(page, cell_id: str, needle: str, timeout: float = 60) -> str:
+    """Text of the cell's output (its sandboxed frame, or plain text) once it has `needle`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        plain = await page.locator(f'[data-cell-id="{cell_id}"] .jp-MarimoCollab-output').all()
+        for area in plain:
+            text = await area.inner_text()
+            if needle in text:
+                return text
+        for frame in page.frames:
+            if frame.parent_frame is None:
+                continue
+            try:  # outputs re-render: a frame may be replaced while we look at it
+                element = await frame.frame_element()
+                owner = await element.evaluate("e => e.closest('[data-cell-id]')?.dataset.cellId")
+                text = await frame.evaluate("() => document.body.innerText")
+            except PlaywrightError:
+                continue
+            if owner == cell_id and needle in text:
+                return text
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no output with {needle!r} in cell {cell_id}")
+        await asyncio.sleep(0.3)
+
+
+async def test_a_run_shows_the_same_outputs_in_both_pages(lab):
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        eddie = await open_notebook(browser, lab, "eddie")
+        cells = await cell_ids(rita)
+        await rita.locator('[data-jp-item-name="run-all"] button').click()
+        for page in (rita, eddie):
+            assert "55" in await frame_text(page, cells[4], "55")
+            assert "1, 4, 9, 16, 25" in await frame_text(page, cells[3], "25")
+        await screenshot(rita, "outputs-runner")
+        await screenshot(eddie, "outputs-editor")
+
+
+async def test_viewer_sees_outputs_but_no_run_controls(lab):
+    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    await runner.run(runner.order)
+    await runner.next_event(lambda e: e["type"] == "kernel_status" and e["status"] == "idle",
+                            timeout=60)
+    async with chromium() as browser:
+        vera = await open_notebook(browser, lab, "vera")
+        cells = await cell_ids(vera)
+        assert "55" in await frame_text(vera, cells[4], "55")
+        controls = ('[data-action="run"], [data-jp-item-name="run-all"],'
+                    ' [data-jp-item-name="interrupt"]')
+        assert await vera.locator(controls).count() > 0  # present, and hidden for a viewer
+        for control in await vera.locator(controls).all():
+            assert not await control.is_visible()
+        await screenshot(vera, "outputs-viewer")
+    await runner.close()
+
+
+async def test_output_script_cannot_reach_the_page(lab):
+    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    cell = runner.order[1]
+    runner.edit(cell, {"from": 0, "to": len(runner.text(cell)), "insert": PROBE})
+    await runner.flush()
+    async with chromium() as browser:
+        eddie = await open_notebook(browser, lab, "eddie")  # another person's page
+        await runner.run(runner.order[:2])
+        text = await frame_text(eddie, cell, "fetch=")
+        results = dict(item.split("=", 1) for item in text.strip().split(";"))
+        assert results["cookie"].startswith("blocked")
+        assert results["parentDom"].startswith("blocked")
+        assert results["parentToken"].startswith("blocked")
+        assert results["storage"].startswith("blocked")
+        assert results["fetch"] != "200"  # an opaque origin carries no credentials
+        assert await eddie.title() != "pwned"
+        await screenshot(eddie, "isolation")
+    await runner.close()
