@@ -7,18 +7,14 @@ merged three ways so that neither side's unsent edits are lost (docs/clients.md,
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import os
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 
-from ..persistence.disk_merge import LiveCell, align_cells, merge_text, plan_external_merge
+from ..persistence.disk_merge import LiveCell, merge_text, plan_external_merge
 from ..persistence.notebook_file import (
     CellData,
     NotebookData,
@@ -29,8 +25,10 @@ from ..persistence.notebook_file import (
     serialize_notebook,
 )
 from .client import CollabClient, CollabError
+from .local_file import Signature, atomic_write, file_signature
+from .stale_buffer import CellHistory
 
-__all__ = ["DISCONNECTED", "FileMirror", "MirrorError", "Signature", "file_signature"]
+__all__ = ["DISCONNECTED", "FileMirror", "MirrorError"]
 
 # What a request raises when the socket goes away under it.
 DISCONNECTED = (ConnectionError, ConnectionClosed, asyncio.TimeoutError)
@@ -38,31 +36,10 @@ DISCONNECTED = (ConnectionError, ConnectionClosed, asyncio.TimeoutError)
 _PLAN_ATTEMPTS = 5
 # mtime can be coarse (and an editor may keep size): hash the file anyway every N polls.
 _HASH_EVERY = 10
-# Versions of each cell kept to recognise a stale editor buffer; longer cells are not compared.
-_HISTORY_DEPTH = 20
-_COMPARE_LIMIT = 20_000
 
 
 class MirrorError(Exception):
     """The mirror cannot go on (e.g. the local file is not a notebook and must not be touched)."""
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What a poll compares: cheap, and changed by in-place writes and by rename-saves alike."""
-
-    mtime_ns: int
-    size: int
-    inode: int
-
-
-def file_signature(path: Path) -> Signature | None:
-    """The file's stat signature, or None when it does not exist."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return Signature(st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @dataclass
@@ -75,72 +52,6 @@ class _Inflight:
     created: list[str]
     base: list[CellData]
     base_ids: list[str]
-
-
-class CellHistory:
-    """The codes the local file has held, per cell id, to recognise a save of a stale buffer.
-
-    An editor that saves a buffer loaded before the mirror's last write would revert peers' edits.
-    """
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.codes: dict[str, list[tuple[int, str]]] = {}
-        self.born: dict[str, int] = {}
-        # (cell id, old code) already treated as stale once: the next such save is deliberate.
-        self.forgiven: set[tuple[str, str | None]] = set()
-
-    def record(self, cells: list[CellData], ids: list[str]) -> None:
-        """A new version of the file: what it holds, aligned with session ids."""
-        self.seq += 1
-        for cid, cell in zip(ids, cells, strict=True):
-            entries = self.codes.setdefault(cid, [])
-            if not entries or entries[-1][1] != cell.code:
-                entries.append((self.seq, cell.code))
-                del entries[:-_HISTORY_DEPTH]
-            self.born.setdefault(cid, self.seq)
-
-    def rebase(self, base: list[CellData], base_ids: list[str],
-               local: list[CellData]) -> tuple[list[CellData], list[str], list[str]]:
-        """The merge base the editor most likely started from (base, ids, notes for the user).
-
-        A cell equal to an older version, or closest to one, was loaded before peers changed it.
-        """
-        pairs = align_cells(base, local)  # local index -> base index
-        adjusted, notes = list(base), []
-        loaded_before: int | None = None  # the editor's copy predates the version of this seq
-        for j, i in pairs.items():
-            cid, code = base_ids[i], local[j].code
-            entries = self.codes.get(cid, [])
-            if len(entries) < 2 or code.rstrip() == base[i].code.rstrip() \
-                    or len(code) > _COMPARE_LIMIT:
-                continue
-            best = max(range(len(entries)), key=lambda k: (_similarity(entries[k][1], code), k))
-            old = entries[best][1]
-            if best == len(entries) - 1 or (cid, old) in self.forgiven:
-                continue
-            adjusted[i] = dataclasses.replace(base[i], code=old)
-            self.forgiven.add((cid, old))
-            if old.rstrip() == code.rstrip():
-                notes.append(f"cell {cid}: the file held an older version of it (the editor had"
-                             " not reloaded a peer's change?): kept the peer's change; save"
-                             " again to undo it")
-            else:
-                notes.append(f"cell {cid}: merged your save with a peer's change your editor"
-                             " had not loaded")
-            following = entries[best + 1][0]
-            loaded_before = following if loaded_before is None else min(loaded_before, following)
-        keep = []
-        matched = set(pairs.values())
-        for i, cid in enumerate(base_ids):
-            new = loaded_before is not None and self.born.get(cid, 0) >= loaded_before
-            if i not in matched and new and (cid, None) not in self.forgiven:
-                self.forgiven.add((cid, None))
-                notes.append(f"cell {cid} was added by a peer after the editor loaded the file:"
-                             " kept; delete it again to remove it")
-                continue  # not in the base: to the merge, a cell the session created
-            keep.append(i)
-        return [adjusted[i] for i in keep], [base_ids[i] for i in keep], notes
 
 
 class FileMirror:
@@ -206,7 +117,7 @@ class FileMirror:
             self.log(f"sending {self.path} into the session (--initial local)")
         else:
             backup = self.path.with_name(self.path.name + ".orig")
-            _atomic_write(backup, text)
+            atomic_write(backup, text)
             self._set_base(file_cells, ids, None, None)
             self.log(f"{self.path} differed from the session: kept a copy in {backup},"
                      " writing the session")
@@ -252,7 +163,7 @@ class FileMirror:
             text, _sig = self._read()
             if text is not None:
                 backup = self.path.with_name(self.path.name + ".before-reconnect")
-                _atomic_write(backup, text)
+                atomic_write(backup, text)
                 self.log(f"the server lost its session history: sending {self.path} again"
                          f" (copy in {backup})")
             self.history = CellHistory()
@@ -372,7 +283,7 @@ class FileMirror:
             self._remote.set()
             return
         before = {c.code for c in self.base}
-        _atomic_write(self.path, out)
+        atomic_write(self.path, out)
         self._set_base(file_cells, ids, content_hash(out), file_signature(self.path))
         self.writes += 1
         fresh = sum(1 for c in file_cells if c.code not in before)
@@ -450,31 +361,6 @@ def _same_cells(a: list[CellData], b: list[CellData]) -> bool:
     return len(a) == len(b) and all(
         x.code.rstrip() == y.code.rstrip() and x.name == y.name and x.config == y.config
         for x, y in zip(a, b, strict=True))
-
-
-def _similarity(a: str, b: str) -> float:
-    return 1.0 if a == b else SequenceMatcher(None, a, b, autojunk=False).ratio()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # Temp file in the same directory + rename: an editor or a crash never sees half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mirror", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except FileNotFoundError:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _new_id() -> str:
