@@ -123,6 +123,35 @@ export class CellEditor {
     return sendableUpdates(this.view.state).length;
   }
 
+  /**
+   * A position in this editor's text as the server's document at the synced
+   * version has it (cursors travel in that coordinate; docs/protocol.md,
+   * "Presence"): our unconfirmed edits are undone for the mapping.
+   */
+  toSynced(pos: number): number {
+    const pending = this._pendingChanges();
+    return pending ? pending.invertedDesc.mapPos(pos) : pos;
+  }
+
+  /** The inverse: a position at server `version` in our text (approximate when versions differ). */
+  fromSynced(pos: number, version: number): number {
+    const pending = this._pendingChanges();
+    if (!pending || version !== this.syncedVersion) {
+      return pos;
+    }
+    return pending.mapPos(Math.min(pos, pending.length));
+  }
+
+  private _pendingChanges(): ChangeSet | null {
+    const updates = sendableUpdates(this.view.state);
+    if (!updates.length) {
+      return null;
+    }
+    return updates
+      .map(update => update.changes)
+      .reduce((all, changes) => all.compose(changes));
+  }
+
   get editable(): boolean {
     return !this.view.state.readOnly;
   }

@@ -132,6 +132,7 @@ export class PresenceModel {
         username: peer.user.username,
         name: displayName(peer.user),
         color: userColor(peer.user),
+        version: peer.cursor!.version,
         anchor: peer.cursor!.anchor,
         head: peer.cursor!.head
       }));
@@ -153,6 +154,8 @@ export interface RemoteCursor {
   username: string;
   name: string;
   color: string;
+  /** The server version the positions refer to. */
+  version: number;
   anchor: number;
   head: number;
 }

@@ -125,7 +125,13 @@ export type ServerEvent =
     }
   | ({ type: 'cursor'; peer_id: string } & CursorPosition)
   | { type: 'presence'; event: 'join' | 'leave' | 'update'; peer: PeerInfo }
+  | { type: 'saving' }
   | { type: 'saved'; hash: string; at: string }
+  | {
+      type: 'file_status';
+      status: 'missing' | 'present' | 'unreadable' | 'merged' | string;
+      message: string;
+    }
   | { type: 'save_failed'; message: string }
   | { type: 'kernel'; op: string; data: Record<string, unknown> }
   | { type: 'kernel_status'; status: string; message?: string };

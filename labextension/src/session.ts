@@ -280,6 +280,12 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
           this.presence.update(event.event, event.peer);
         }
         break;
+      case 'saving':
+        this._setStatus({ save: 'saving', saveDetail: 'The server is writing the file' });
+        break;
+      case 'file_status':
+        this._onFileStatus(event.status, event.message);
+        break;
       case 'saved':
         this._setStatus({ save: 'saved', saveDetail: `Saved at ${localTime(event.at)}` });
         break;
@@ -293,6 +299,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         this._onKernel(event.op, event.data);
         break;
       case 'kernel_status':
+        if (event.status === 'starting') {
+          // A (re)started kernel has none of the old results.
+          this._views.forEach(view => view.outputs.clear());
+        }
         this._setStatus({ kernel: event.status, kernelDetail: event.message ?? '' });
         break;
     }
@@ -317,6 +327,19 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     this._markModified();
     this._layoutChanged.emit();
     void offerUnsentText(unsent);
+  }
+
+  /** The notebook file changed on disk, vanished, or came back (the server merges). */
+  private _onFileStatus(status: string, message: string): void {
+    if (status === 'missing' || status === 'unreadable') {
+      this._setStatus({ problem: message });
+      Notification.warning(message, { autoClose: false });
+    } else {
+      if (this._status.problem) {
+        this._setStatus({ problem: '' });
+      }
+      Notification.info(message, { autoClose: 5000 });
+    }
   }
 
   private _onKernel(op: string, data: Record<string, unknown>): void {
@@ -365,10 +388,16 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   }
 
   private _refreshCursors(cellId: string): void {
-    const view = this._views.get(cellId);
-    view?.editor.view.dispatch({
-      effects: setRemoteCursors.of(this.presence.cursorsIn(cellId))
-    });
+    const editor = this._views.get(cellId)?.editor;
+    if (!editor) {
+      return;
+    }
+    const cursors = this.presence.cursorsIn(cellId).map(cursor => ({
+      ...cursor,
+      anchor: editor.fromSynced(cursor.anchor, cursor.version),
+      head: editor.fromSynced(cursor.head, cursor.version)
+    }));
+    editor.view.dispatch({ effects: setRemoteCursors.of(cursors) });
   }
 
   private _refreshAllCursors(): void {
@@ -477,6 +506,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
 
   async interrupt(): Promise<void> {
     await this._request({ type: 'interrupt' }, 'Interrupting the kernel failed');
+  }
+
+  async restartKernel(): Promise<void> {
+    await this._request({ type: 'restart_kernel' }, 'Restarting the kernel failed');
   }
 
   move(cellId: string, direction: -1 | 1): void {
@@ -624,8 +657,8 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         type: 'cursor',
         document_id: target.cellId,
         version: target.syncedVersion,
-        anchor,
-        head
+        anchor: target.toSynced(anchor),
+        head: target.toSynced(head)
       });
     }, CURSOR_THROTTLE_MS);
   }

@@ -14,6 +14,7 @@ import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
   fastForwardIcon,
+  refreshIcon,
   saveIcon,
   shareIcon,
   stopIcon,
@@ -193,6 +194,11 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
     tooltip: 'Interrupt the kernel',
     onClick: () => void session.interrupt()
   });
+  const restart = new ToolbarButton({
+    icon: refreshIcon,
+    tooltip: 'Restart the kernel (for everyone; outputs are cleared)',
+    onClick: () => void session.restartKernel()
+  });
   const save = new ToolbarButton({
     icon: saveIcon,
     tooltip: 'Save (the server writes the file for everyone)',
@@ -208,6 +214,7 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
   toolbar.addItem('add-cell', add);
   toolbar.addItem('run-all', runAll);
   toolbar.addItem('interrupt', interrupt);
+  toolbar.addItem('restart-kernel', restart);
   toolbar.addItem('save', save);
   toolbar.addItem('share', share);
   toolbar.addItem('spacer', Toolbar.createSpacerItem());
@@ -219,6 +226,7 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
     save.setHidden(!canEdit);
     runAll.setHidden(current.role !== 'runner');
     interrupt.setHidden(current.role !== 'runner');
+    restart.setHidden(current.role !== 'runner');
   };
   session.statusChanged.connect((_, current) => update(current));
   update(session.status);
