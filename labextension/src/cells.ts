@@ -30,7 +30,6 @@ import {
 import {
   drawSelection,
   EditorView,
-  highlightActiveLineGutter,
   highlightSpecialChars,
   keymap,
   lineNumbers,
@@ -93,7 +92,6 @@ export class CellEditor {
         Prec.high(keymap.of(this._notebookKeys())),
         keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
         lineNumbers(),
-        highlightActiveLineGutter(),
         highlightSpecialChars(),
         drawSelection(),
         indentOnInput(),

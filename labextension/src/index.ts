@@ -7,7 +7,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette, IThemeManager, WidgetTracker } from '@jupyterlab/apputils';
 import {
   IEditorLanguageRegistry,
   IEditorThemeRegistry,
@@ -50,7 +50,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ILauncher,
     IDefaultFileBrowser,
     ICommandPalette,
-    ILayoutRestorer
+    ILayoutRestorer,
+    IThemeManager
   ],
   activate: async (
     app: JupyterFrontEnd,
@@ -61,7 +62,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null,
     browser: IDefaultFileBrowser | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    themeManager: IThemeManager | null
   ) => {
     // Read before JupyterLab's router rewrites the address bar.
     const requestedFactory = new URLSearchParams(window.location.search).get('factory');
@@ -119,6 +121,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         name: widget => widget.context.path
       });
     }
+
+    // Output frames cannot see the page's CSS: re-render them in the new theme
+    // once its stylesheet is in place.
+    themeManager?.themeChanged.connect(() =>
+      window.setTimeout(
+        () => tracker.forEach(widget => widget.content.session.rerenderOutputs()),
+        300
+      )
+    );
 
     const current = () => {
       const widget = tracker.currentWidget;

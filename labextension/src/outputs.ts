@@ -62,7 +62,11 @@ function themeCss(): string {
   const style = getComputedStyle(document.body);
   const v = (name: string, fallback: string) =>
     style.getPropertyValue(name).trim() || fallback;
+  // Matching the page's color-scheme keeps the frame transparent (Chrome
+  // paints an opaque canvas behind a frame whose scheme differs).
+  const scheme = getComputedStyle(document.body).colorScheme || 'normal';
   return `
+    :root { color-scheme: ${scheme}; }
     html, body { margin: 0; padding: 0; background: transparent; }
     body > :first-child { margin-top: 4px; }
     body > :last-child { margin-bottom: 4px; }
@@ -197,6 +201,7 @@ export class CellOutputArea {
     const console = state.console;
     if (Array.isArray(console)) {
       this._console.replaceChildren();
+      this._consoleItems = [];
       console.forEach(item => this._appendConsole(item as CellOutput));
     } else if (console && typeof console === 'object') {
       this._appendConsole(console as CellOutput);
@@ -207,17 +212,32 @@ export class CellOutputArea {
   }
 
   clear(): void {
+    this._lastOutput = null;
+    this._consoleItems = [];
     this._output.replaceChildren();
     this._console.replaceChildren();
     this.setStatus('idle');
   }
 
+  /** Render again (the theme changed: frames carry the theme's colours). */
+  rerender(): void {
+    if (this._lastOutput) {
+      this._setOutput(this._lastOutput);
+    }
+    const items = this._consoleItems;
+    this._consoleItems = [];
+    this._console.replaceChildren();
+    items.forEach(item => this._appendConsole(item));
+  }
+
   private _setOutput(output: CellOutput): void {
+    this._lastOutput = output;
     const node = renderOutput(output);
     this._output.replaceChildren(...(node ? [node] : []));
   }
 
   private _appendConsole(output: CellOutput): void {
+    this._consoleItems.push(output);
     const node = renderOutput(output);
     if (node) {
       this._console.appendChild(node);
@@ -226,4 +246,6 @@ export class CellOutputArea {
 
   private _output: HTMLElement;
   private _console: HTMLElement;
+  private _lastOutput: CellOutput | null = null;
+  private _consoleItems: CellOutput[] = [];
 }

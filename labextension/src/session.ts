@@ -500,6 +500,11 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     void this._runCells([cellId]);
   }
 
+  /** The JupyterLab theme changed: output frames take their colours at render time. */
+  rerenderOutputs(): void {
+    this._views.forEach(view => view.outputs.rerender());
+  }
+
   runAll(): void {
     void this._runCells(this._structure?.order ?? []);
   }
