@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
@@ -107,7 +108,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             if not self.bucket.take():
                 raise RateLimited("too many messages; slow down")
             message = self._parse(raw)
-            message_id = message.get("id")
+            # An unusable id is answered as null (docs/protocol.md), never echoed back.
+            message_id = message.get("id") if _usable_id(message.get("id")) else None
             kind = message["type"]
             if self.peer is not None:
                 self.peer.last_seen = time.monotonic()
@@ -117,8 +119,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
                 return
             if kind not in REQUESTS:
                 raise BadRequest(f"unknown message type {kind!r}")
-            if not _usable_id(message_id):
-                message_id = None
+            if message_id is None:
                 raise BadRequest("a request needs an `id` (a string or an integer)")
             if kind != "join" and self.peer is None:
                 raise BadRequest("send `join` first")
@@ -153,8 +154,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         if isinstance(raw, bytes):
             raise BadRequest("binary frames are not part of the protocol")
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             raise BadRequest("the frame is not valid JSON") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadRequest("a message is a JSON object with a string `type`")
@@ -255,6 +256,17 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         super().on_close()
         if self.room is not None and self.peer is not None:
             self.room.remove_peer(self.peer.peer_id, self)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN and Infinity; JSON does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: echoed or relayed, it would go out as Infinity
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _usable_id(value: object) -> bool:
