@@ -84,7 +84,7 @@ class Mirror:
 
     url: str
     token: str
-    peer_id: str
+    peer_id: str | None  # None: a socket that never joins
     docs: dict[str, str] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     session: str | None = None
@@ -93,6 +93,8 @@ class Mirror:
     def __post_init__(self) -> None:
         self.ws = ws_connect(self.url, additional_headers={"Authorization": f"token {self.token}"},
                              max_size=None, open_timeout=30, close_timeout=2)
+        if self.peer_id is None:
+            return
         self.ws.send(json.dumps({"type": "join", "id": "join", "peer_id": self.peer_id}))
         while (response := strict_json(self.ws.recv(timeout=30)))["type"] != "response":
             pass
@@ -131,7 +133,7 @@ class Mirror:
             message = strict_json(self.ws.recv(timeout=30))
             assert isinstance(message, dict) and isinstance(message.get("type"), str), message
             if message["type"] == "response" and message.get("in_reply") == barrier:
-                assert message["status"] == "ok", message
+                assert message["status"] == "ok" or self.peer_id is None, message
             else:
                 self.apply(message)
                 received.append(message)
@@ -359,12 +361,17 @@ class ProtocolFuzzer:
         self.stats = FuzzStats()
         self.recent: collections.deque = collections.deque(maxlen=5)
         self.failure: AssertionError | None = None
+        self.stranger: Mirror | None = None
 
-    def send(self, sent: Sent) -> None:
+    def send(self, sent: Sent, stranger: bool = False) -> None:
+        """Send on the joined socket or, with `stranger`, on one that never joined."""
         self.stats.messages += 1
         self.recent.append(sent.frame[:300])
         try:
-            self._send(sent)
+            if stranger:
+                self._send_unjoined(sent)
+            else:
+                self._send(sent)
         except (AssertionError, ConnectionClosed, TimeoutError) as exc:
             raise AssertionError(
                 f"{exc!r} after these frames (oldest first): {list(self.recent)}") from exc
@@ -390,6 +397,21 @@ class ProtocolFuzzer:
             f.get("error", {}).get("code") == "too_large" for f in frames), frames
         check_answer(sent, frames, self.stats)
 
+    def _send_unjoined(self, sent: Sent) -> None:
+        message = standard_json(sent.frame)
+        if isinstance(message, dict) and message.get("type") == "join" or len(sent.frame) > 1000:
+            return self._send(sent)  # a stranger that joins is no stranger; no big frames
+        if self.stranger is None:
+            self.stranger = Mirror(self.url, self.token, None)
+        frames = self.stranger.exchange(sent.frame)
+        responses = [f for f in frames if f["type"] == "response"]
+        assert len(responses) <= 1 if isinstance(message, dict) and message.get(
+            "type") == "cursor" else len(responses) == 1, (sent.frame[:300], frames)
+        assert all(r["status"] == "error" and r["error"]["code"] == "bad_request"
+                   for r in responses), (sent.frame[:300], frames)
+        assert not [f for f in frames if f["type"] != "response"], frames
+        self.stats.codes["bad_request"] = self.stats.codes.get("bad_request", 0) + 1
+
     def reconnect(self) -> None:
         """A fresh peer: the server is up and holds exactly the mirrored documents."""
         before = self.fuzz
@@ -408,6 +430,8 @@ class ProtocolFuzzer:
             assert self.watcher.versions == self.fuzz.versions == fresh.versions
         finally:
             fresh.close()
+            if self.stranger is not None:
+                self.stranger.close()
             self.fuzz.close()
             self.watcher.close()
 
@@ -422,9 +446,10 @@ class ProtocolFuzzer:
         def fuzz(data: st.DataObject) -> None:
             for _ in range(per_example):
                 sent = build_message(data, self.fuzz, self.ids)  # drawn alike after a failure
+                stranger = data.draw(st.integers(0, 19), label="stranger") == 0
                 if self.failure is None:
                     try:
-                        self.send(sent)
+                        self.send(sent, stranger)
                     except AssertionError as exc:  # not raised here: hypothesis would replay
                         self.failure = exc  # the example on a server that has moved on
 
