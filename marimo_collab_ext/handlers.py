@@ -114,6 +114,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             if self.peer is not None:
                 self.peer.last_seen = time.monotonic()
             if kind == "cursor":
+                if self.peer is None:
+                    raise BadRequest("send `join` first")
                 await self._authorize(kind)
                 self.room.cursor(self.peer, message)
                 return
