@@ -92,7 +92,8 @@ class Mirror:
 
     def __post_init__(self) -> None:
         self.ws = ws_connect(self.url, additional_headers={"Authorization": f"token {self.token}"},
-                             max_size=None, open_timeout=30, close_timeout=2)
+                             max_size=None, open_timeout=30, close_timeout=2,
+                             ping_interval=None)  # an idle watcher must not time out
         if self.peer_id is None:
             return
         self.ws.send(json.dumps({"type": "join", "id": "join", "peer_id": self.peer_id}))
@@ -449,6 +450,8 @@ class ProtocolFuzzer:
                 stranger = data.draw(st.integers(0, 19), label="stranger") == 0
                 if self.failure is None:
                     try:
+                        if self.stats.messages % 500 == 499:
+                            self.watcher.exchange(None)  # keep up with the broadcasts
                         self.send(sent, stranger)
                     except AssertionError as exc:  # not raised here: hypothesis would replay
                         self.failure = exc  # the example on a server that has moved on
