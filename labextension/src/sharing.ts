@@ -11,8 +11,8 @@ import { Widget } from '@lumino/widgets';
 export const ADMIN_HELP =
   'Ask your JupyterHub admin (JupyterHub 5 or newer) to enable sharing:\n' +
   '  c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "shares!user", "read:users:name"]}]\n' +
-  'and to let this server\'s browser token manage its shares:\n' +
-  '  c.Spawner.oauth_client_allowed_scopes = ["access:servers!server", "shares!server"]';
+  'and to let this server\'s browser token manage its shares (and look up names):\n' +
+  '  c.Spawner.oauth_client_allowed_scopes = ["access:servers!server", "shares!server", "read:users:name"]';
 
 interface HubInfo {
   sharesUrl: string;
@@ -90,11 +90,15 @@ export async function shareWithUser(notebookPath: string): Promise<void> {
     return;
   }
   if (response.ok) {
+    // A plain address: whoever opens it signs in to the hub as themselves.
+    const url = URLExt.join(
+      PageConfig.getBaseUrl(), // absolute: origin and the server's prefix
+      'lab/tree',
+      URLExt.encodeParts(notebookPath)
+    );
     await explain(
       'Shared',
-      `${user} can now open this server. Tell them to open:\n` +
-        `  ${notebookPath}\n` +
-        'from their JupyterHub home page ("Shared with me"). ' +
+      `${user} can now open this notebook at\n  ${url}\n` +
         'What they may do there (view, edit, run) follows the server\'s permissions.'
     );
     return;
