@@ -573,6 +573,11 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         this._setStatus({ save: 'saved', saveDetail: 'Saved' });
       }
     } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'disconnected') {
+        // Offline: nothing is lost; the edits go out (and get saved) on reconnect.
+        this._setStatus({ save: 'modified', saveDetail: 'Offline: your edits are kept and sent on reconnect' });
+        return;
+      }
       const message = error instanceof Error ? error.message : String(error);
       this._setStatus({ save: 'failed', saveDetail: message });
       Notification.error(`Saving failed: ${message}`, { autoClose: 5000 });

@@ -155,6 +155,7 @@ export class MarimoWidgetFactory extends ABCWidgetFactory<MarimoDocument> {
     widget.addClass('jp-MarimoCollabDocument');
     widget.title.icon = marimoCollabIcon;
     preventClientSaves(context, session);
+    markUnsentAsDirty(context, session);
     populateToolbar(widget.toolbar, session, path);
     return widget;
   }
@@ -173,6 +174,32 @@ function preventClientSaves(context: DocumentRegistry.Context, session: Notebook
         body: 'This notebook is saved by the server for everyone. Copy the file in the file browser instead.',
         buttons: [Dialog.okButton()]
       });
+    }
+  });
+}
+
+/**
+ * Edits the server has not confirmed make the document "dirty": JupyterLab
+ * then marks the tab and asks before the tab or the page is closed. Only
+ * edits pending for a while count, so the mark does not flicker as you type.
+ */
+function markUnsentAsDirty(context: DocumentRegistry.Context, session: NotebookSession): void {
+  let timer = 0;
+  const set = (dirty: boolean) => {
+    if (!context.isDisposed && context.model.dirty !== dirty) {
+      context.model.dirty = dirty;
+    }
+  };
+  session.statusChanged.connect((_, status) => {
+    if (status.unsent === 0) {
+      window.clearTimeout(timer);
+      timer = 0;
+      set(false);
+    } else if (!timer && !context.model.dirty) {
+      timer = window.setTimeout(() => {
+        timer = 0;
+        set(session.status.unsent > 0);
+      }, 1000);
     }
   });
 }
