@@ -58,7 +58,7 @@ class Swarm:
     async def start(cls, server_url: str, token: str, path: str, **config) -> Swarm:
         js_dir = ensure_swarm_modules()
         config = {"url": ws_url(server_url, path), "token": token, "control": True,
-                  "edits": 10**7, **config}
+                  "edits": 10**7, "deadlineMs": 6 * 3600 * 1000, **config}
         proc = await asyncio.create_subprocess_exec(
             "node", "peers/swarm.mjs", json.dumps(config), cwd=js_dir, limit=2**28,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
