@@ -99,10 +99,13 @@ async def test_page_recovers_after_the_server_dies_without_losing_typing(lab):
         lab.kill()
         await rita.wait_for_selector('[data-connection-status]:not([data-connection-status='
                                      '"connected"])', timeout=30_000)
-        # JupyterLab's own "Server Connection Error" dialog takes focus; close it as a user would
+        # JupyterLab's own "Server Connection Error" dialog takes focus; a user ticks "do not
+        # show again" and closes it (else it comes back and swallows keystrokes)
         dialog = rita.locator(".jp-Dialog")
         await dialog.wait_for(timeout=30_000)
+        await dialog.locator("input[type=checkbox]").check()
         await dialog.get_by_role("button", name="Close").click()
+        await dialog.wait_for(state="detached", timeout=10_000)
         await type_at_end(rita, cell, "\n# typed while offline")
         assert await rita.get_attribute("[data-connection-status]", "data-unsent-edits") == str(
             len("\n# typed while offline"))
