@@ -180,6 +180,35 @@ async def test_unparsable_local_file_is_neither_sent_nor_overwritten(connect, tm
         assert len(browser.order) == 6
 
 
+async def test_an_editor_caught_mid_write_deletes_nothing(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        ids = list(browser.order)
+        text = path.read_text()
+        path.write_text("")  # truncated, then written a moment later
+        await asyncio.sleep(0.1)
+        cut = text.index("@app.cell", text.index("slider = "))
+        path.write_text(text[:cut])  # half of it, which parses as fewer cells
+        await asyncio.sleep(0.1)
+        path.write_text(text.replace("import marimo as mo", "import marimo as mo  # whole"))
+        await until(lambda: browser.text(ids[0]).endswith("# whole"), what="the whole save")
+        await asyncio.sleep(0.3)
+        assert browser.order == ids
+        await client.flush()
+
+
+async def test_a_file_left_empty_is_written_again(connect, tmp_path):
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        ids = list(browser.order)
+        path.write_text("")
+        await until(lambda: any("is empty" in line for line in mirror.lines), what="the note")
+        await until(lambda: len(cells(path)) == 6, what="the file written again")
+        assert browser.order == ids
+
+
 async def test_existing_different_file_is_kept_aside_and_replaced(connect, tmp_path):
     path = tmp_path / "local.py"
     old = "import marimo\napp = marimo.App()\n\n\n@app.cell\ndef _():\n    x = 1\n    return\n"

@@ -34,6 +34,8 @@ __all__ = ["DISCONNECTED", "FileMirror", "MirrorError"]
 DISCONNECTED = (ConnectionError, ConnectionClosed, asyncio.TimeoutError)
 # A cells batch naming a cell a peer just deleted is rejected whole: plan again, a few times.
 _PLAN_ATTEMPTS = 5
+# A save that removes cells (or does not parse) is acted on only if the file holds still this long.
+_CONFIRM_SECONDS = 0.3
 # mtime can be coarse (and an editor may keep size): hash the file anyway every N polls.
 _HASH_EVERY = 10
 
@@ -141,7 +143,8 @@ class FileMirror:
             changed = file_signature(self.path) != self.signature
             if changed:
                 await self._settle()
-            elif not remote and (tick % _HASH_EVERY or self._file_hash() == self.base_hash):
+            elif not remote and (tick % _HASH_EVERY or
+                                 self._file_hash() in (self.base_hash, self._reported_bad)):
                 continue  # nothing new: skip the (marimo) parse and serialize of a sync
             if not self.connected:
                 continue
@@ -182,27 +185,55 @@ class FileMirror:
                 self._settle_inflight()
             text, sig = self._read()
             local: list[CellData] | None = None
-            if text is not None:
+            if text is not None and content_hash(text) == self.base_hash:
+                local = self.base
+            elif text is not None:
                 digest = content_hash(text)
-                if digest == self.base_hash:
-                    local = self.base
+                try:
+                    parsed = parse_notebook(text)
+                except NotebookParseError as exc:
+                    parsed, problem = None, exc
+                if (parsed is None or len(parsed.cells) < len(self.base)) \
+                        and not await self._holds_still(text):
+                    return  # caught an editor mid-write: the poller reads it again
+                if not text.strip():
+                    # Stayed empty: nothing of the user's to keep (deleting every cell needs
+                    # at least marimo's header in the file).
+                    self.log(f"{self.path} is empty: writing the session again")
+                    text = None
+                elif parsed is None:
+                    self._refuse(digest, sig, problem)
+                    return
                 else:
                     try:
-                        parsed = parse_notebook(text)
                         self.header = parsed.header
                         local = parsed.cells
                         await self._send_local(local, digest)
-                    except (NotebookParseError, MirrorError) as exc:
-                        # Never overwrite what the user saved but we could not send: it would
-                        # be lost. Wait for the next save (peers' changes wait in the session).
-                        if self._reported_bad != digest:
-                            self._reported_bad = digest
-                            self.log(f"not sent, not overwritten: {exc}")
-                        self.signature = sig
+                    except MirrorError as exc:
+                        self._refuse(digest, sig, exc)
                         return
             else:
                 self.log(f"{self.path} is gone: writing the session again")
-            await self._write_session(text, sig, local)
+            await self._write_session(text, file_signature(self.path) if text is None else sig,
+                                      local)
+
+    def _refuse(self, digest: str, sig: Signature | None, reason: Exception) -> None:
+        # Never overwrite what the user saved but we could not send: it would be lost. Wait
+        # for the next save (peers' changes wait in the session until then).
+        if self._reported_bad != digest:
+            self._reported_bad = digest
+            self.log(f"not sent, not overwritten: {reason}")
+        self.signature = sig
+
+    async def _holds_still(self, text: str) -> bool:
+        # An editor that truncates then writes can be caught with an empty or half file, which
+        # would read as "delete these cells": act on it only once it stays the same.
+        await asyncio.sleep(max(self.poll_interval, _CONFIRM_SECONDS))
+        again, _sig = self._read()
+        if again != text:
+            self.signature = None
+            return False
+        return True
 
     async def _send_local(self, local: list[CellData], digest: str) -> None:
         role = self._role or self.client.join_response.get("self", {}).get("role")
