@@ -46,13 +46,15 @@ def table(out: dict) -> str:
             f" {100 * r['generator_cpu_util']:.0f}% | {100 * r.get('other_cpu_util', 0):.0f}% |"
             f" {r['schedule_lateness_ms']['p99']:.1f} |"
             f" {_converged(r)} |")
-    lines += ["", "| scenario | p99 ours/jc | p99 ours/jc-nodelay | CPU/edit ours/jc |"
-              " CPU/edit ours/jc-nodelay | goals (ours) |", "|---|---|---|---|---|---|"]
+    lines += ["", "| scenario | p50 ours/jc | p99 ours/jc | p99 ours/jc-nodelay |"
+              " CPU/edit ours/jc | CPU/edit ours/jc-nodelay | goals (ours) |",
+              "|---|---|---|---|---|---|---|"]
     for name, rows in by_name.items():
         ours = rows.get("ours")
         if ours is None:
             continue
-        cells = []
+        jc = rows.get("jc")
+        cells = [_ratio(ours["fanout_ms"]["p50"], jc["fanout_ms"]["p50"]) if jc else "–"]
         for metric in ("p99", "cpu"):
             for theirs in ("jc", "jc-nodelay"):
                 other = rows.get(theirs)
