@@ -266,3 +266,10 @@ async def test_deleted_file_is_announced_and_save_recreates_it(connect, jp_root_
     assert event["status"] == "missing" and "deleted" in event["message"]
     await a.save()
     assert parse_notebook((jp_root_dir / "demo.py").read_text()).cells[0].code == a.text(a.order[0])
+
+
+async def test_change_broadcasts_name_the_peer(connect):
+    a, b = await connect(), await connect()
+    a.edit(a.order[0], {"from": 0, "insert": "# a\n"})
+    event = await b.next_event(lambda e: e["type"] == "change")
+    assert event["peer_id"] == a.peer_id

@@ -220,10 +220,11 @@ class Room:
             if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
                 raise TooLarge(
                     f"a notebook may hold at most {self.settings.max_notebook_units} units")
-        return self.accept_push(cell_id, authority, version, updates, peer.user.get("username"))
+        return self.accept_push(cell_id, authority, version, updates, peer.user.get("username"),
+                                peer.peer_id)
 
     def accept_push(self, cell_id: str, authority: CellAuthority, version: int,
-                    updates: list[Update], username: str | None) -> int:
+                    updates: list[Update], username: str | None, peer_id: str) -> int:
         """Apply through the authority; journal; broadcast before the sender's `ok`."""
         before = authority.length
         result = authority.push(version, updates)
@@ -235,7 +236,8 @@ class Room:
                           size=sum(u.changes.new_length for u in result.accepted))
             self.total_units += authority.length - before
             self.broadcast({"type": "change", "document_id": cell_id,
-                            "version": result.version_before, "updates": payload["updates"]})
+                            "version": result.version_before, "updates": payload["updates"],
+                            "peer_id": peer_id})
             self._notify("edited")
         return authority.version
 
@@ -244,7 +246,7 @@ class Room:
         authority = self.authorities[cell_id]
         if not changes.empty:
             self.accept_push(cell_id, authority, authority.version,
-                             [Update(changes, SERVER_CLIENT_ID)], None)
+                             [Update(changes, SERVER_CLIENT_ID)], None, SERVER_CLIENT_ID)
 
     def pull(self, cell_id: object, version: object) -> list[dict]:
         authority = self.authority(cell_id)
