@@ -136,6 +136,8 @@ async def test_compacted_history_answers_gone(connect, collab_settings):
 def collab_settings(request):
     if request.node.name == "test_compacted_history_answers_gone":
         return {"max_history": 3}
+    if request.node.name == "test_silent_peer_is_dropped_from_presence":
+        return {"heartbeat_timeout": 1.0}
     return {}
 
 
@@ -273,3 +275,20 @@ async def test_change_broadcasts_name_the_peer(connect):
     a.edit(a.order[0], {"from": 0, "insert": "# a\n"})
     event = await b.next_event(lambda e: e["type"] == "change")
     assert event["peer_id"] == a.peer_id
+
+
+async def test_silent_peer_is_dropped_from_presence(server, notebook, connect, collab_settings):
+    a = await connect()
+    ws = await raw_socket(server)
+    await request(ws, {"type": "join", "id": 1, "peer_id": "silent"})
+    joined = await a.next_event(lambda e: e["type"] == "presence" and e["event"] == "join")
+    assert joined["peer"]["peer_id"] == "silent"
+    # `a` keeps talking; the raw socket says nothing more
+    for _ in range(8):
+        await a.request({"type": "heartbeat"})
+        await asyncio.sleep(0.2)
+    left = await a.next_event(lambda e: e["type"] == "presence" and e["event"] == "leave")
+    assert left["peer"]["peer_id"] == "silent"
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd.code == 4408

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
+import time
 from pathlib import Path
 
 from jupyter_core.utils import ensure_async
@@ -42,11 +43,27 @@ class RoomManager:
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future] = {}
         self._free_timers: dict[str, asyncio.TimerHandle] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    def start_sweeping(self) -> None:
+        """Drop peers silent past `heartbeat_timeout` (a dead network often sends no close)."""
+        if self._sweeper is None and self.config.heartbeat_timeout > 0:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.config.heartbeat_timeout / 4))
+            deadline = time.monotonic() - self.config.heartbeat_timeout
+            for room in list(self.rooms.values()):
+                for peer in room.presence.silent_since(deadline):
+                    peer.connection.close(4408, "no message or heartbeat in time")
+                    room.remove_peer(peer.peer_id, peer.connection)
 
     async def get(self, path: str) -> Room:
         """The room of `path`, loading it from the journal and the file if needed."""
         path = normalize_path(path)
         room = self.rooms.get(path)
+        self.start_sweeping()
         if room is not None and not room.broken:
             self._cancel_free(path)
             return room
@@ -147,6 +164,8 @@ class RoomManager:
 
     async def shutdown(self) -> None:
         """Server stopping: save what can be saved; journals keep the rest."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for path in list(self._free_timers):
             self._cancel_free(path)
         rooms, self.rooms = list(self.rooms.values()), {}
