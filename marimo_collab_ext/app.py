@@ -70,7 +70,8 @@ class MarimoCollab(ExtensionApp):
     ).tag(config=True)
     rate_burst = Int(1000, help="Messages one connection may send in a burst.").tag(config=True)
     heartbeat_timeout = Float(
-        60.0, help="A peer silent for this many seconds is dropped from the room."
+        150.0, help="A peer silent for this many seconds is dropped from the room (browsers"
+        " throttle timers in background tabs to about one a minute, so keep this well above)."
     ).tag(config=True)
     role_recheck_interval = Float(
         5.0, help="Seconds between re-checks of each connection's permissions."

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ..client import CollabClient, CollabError
 
-HEARTBEAT_SECONDS = 20  # well under the server's default 60 s heartbeat_timeout
+HEARTBEAT_SECONDS = 20  # well under the server's default 150 s heartbeat_timeout
 MAX_BACKOFF = 15
 
 
