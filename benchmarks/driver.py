@@ -26,6 +26,7 @@ JC_PYTHON = REPO / "benchmarks" / ".venv-jc" / "bin" / "python"
 CLIENTS_PER_WORKER = 5
 MAX_WORKERS = 4
 PYSPY_EXTRA: list[str] = []  # py-spy options instead of the default "-r 250"
+PATCHED_SRC: Path | None = None  # the tree the "ours-patched" target runs (loadgen --patch)
 
 
 @dataclass
@@ -83,8 +84,8 @@ class Target:
     def __init__(self, kind: str, workdir: Path, notebook_cells: int) -> None:
         self.kind = kind
         workdir.mkdir(parents=True, exist_ok=True)
-        if kind == "ours":
-            self.server = ours(workdir)
+        if kind.startswith("ours"):
+            self.server = ours(workdir, PATCHED_SRC if kind == "ours-patched" else None)
             self.path = "bench.py"
             (self.server.root / self.path).write_text(marimo_notebook(notebook_cells))
         else:
@@ -103,7 +104,7 @@ class Target:
         self.server.stop()
 
     def worker_cfg(self, path: str | None = None) -> dict:
-        if self.kind == "ours":
+        if self.kind.startswith("ours"):
             return {"url": self.server.url, "token": self.server.token, "path": path or self.path}
         return {"ws_url": self.server.open_room(path or self.path), "token": self.server.token}
 
@@ -207,7 +208,7 @@ def memory(kind: str, workdir: Path, extra_clients: int = 20) -> dict:
     """Server RSS with no room, one room, a second room, and per extra client in a room."""
     hold = [{"editor": None, "cell": 0}]
     with Target(kind, workdir, 10) as target:
-        second = "second.py" if kind == "ours" else "second.txt"
+        second = "second.py" if kind.startswith("ours") else "second.txt"
         (target.server.root / second).write_text(
             (target.server.root / target.path).read_text())
         workers = []

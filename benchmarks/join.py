@@ -89,9 +89,9 @@ def parse_time_ms(text: str, rounds: int = 5) -> float:
     return 1000 * statistics.median(times)
 
 
-def run(workdir: Path, samples: int = 10) -> dict:
+def run(workdir: Path, samples: int = 10, src: Path | None = None) -> dict:
     """Join a fresh 200-cell room `samples` times, then again while loaded; medians in ms."""
-    server = ours(workdir)
+    server = ours(workdir, src)
     text = marimo_notebook(CELLS)
     for name in ["warmup.py"] + [f"join{i}.py" for i in range(samples)]:
         (server.root / name).write_text(text)

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import driver, join
+from . import driver, join, servers
 from .driver import Scenario
 from .procstat import machine
 from .report import table
@@ -49,12 +49,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the servers (collapsed stacks in results/); skews CPU")
+    parser.add_argument("--patch", action="append", type=Path, default=[],
+                        help="also run target ours-patched: HEAD with this patch (repeatable)")
     args = parser.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
     workdir = Path(tempfile.mkdtemp(prefix="marimo-collab-bench-"))
+    if args.patch:
+        driver.PATCHED_SRC = servers.patched_tree(args.patch, workdir / "patched")
+        targets.insert(targets.index("ours") + 1 if "ours" in targets else 0, "ours-patched")
     began = time.time()
     out = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
            "quick": args.quick, "machine": machine(), "targets": targets,
+           "patches": [str(p) for p in args.patch],
            "scenarios": [], "memory": [], "join": None}
     try:
         # Targets take turns per scenario, so a colleague's load hits them alike.
@@ -71,10 +77,16 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"· memory: {target}", flush=True)
             out["memory"].append(driver.memory(target, workdir / f"mem-{target}",
                                                extra_clients=5 if args.quick else 20))
-        if "ours" in targets:
-            print("· join of a 200-cell notebook: ours", flush=True)
-            out["join"] = join.run(workdir / "join", samples=3 if args.quick else 10)
+        for target in [t for t in targets if t.startswith("ours")]:
+            print(f"· join of a 200-cell notebook: {target}", flush=True)
+            result = join.run(workdir / f"join-{target}", samples=3 if args.quick else 10,
+                              src=driver.PATCHED_SRC if target == "ours-patched" else None)
+            out.setdefault("joins", {})[target] = result
+            if target == "ours":
+                out["join"] = result
     finally:
+        if driver.PATCHED_SRC is not None:
+            servers.remove_tree(driver.PATCHED_SRC)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     out["runtime_s"] = time.time() - began

@@ -32,12 +32,41 @@ _h.YDocWebSocketHandler.open = _open_nodelay
 '''
 
 
-def ours(workdir: Path) -> ServerProcess:
-    """Our server with default settings (journal in `workdir`), not started."""
+def ours(workdir: Path, src: Path | None = None) -> ServerProcess:
+    """Our server with default settings (journal in `workdir`), not started.
+
+    With `src`, the server imports marimo_collab_ext from that tree (a patched checkout).
+    """
     root, journal = workdir / "root", workdir / "journal"
     root.mkdir(parents=True, exist_ok=True)
     journal.mkdir(exist_ok=True)
-    return ServerProcess(root, journal)
+    server = ServerProcess(root, journal)
+    if src is not None:
+        # ServerProcess puts this repo first on PYTHONPATH; the patched tree must win.
+        launch = (f"import runpy, sys; sys.path.insert(0, {str(src)!r});"
+                  " runpy.run_module('jupyter_server', run_name='__main__')")
+        server.args[1:3] = ["-c", launch]
+    return server
+
+
+def patched_tree(patches: list[Path], where: Path) -> Path:
+    """A worktree of HEAD with `patches` applied (for the `ours-patched` target)."""
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(where),
+                    "HEAD"], check=True)
+    try:
+        for patch in patches:
+            subprocess.run(["git", "-C", str(where), "apply", str(patch.resolve())], check=True)
+    except subprocess.CalledProcessError:
+        remove_tree(where)
+        raise
+    return where
+
+
+def remove_tree(where: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(where)],
+                   check=False, capture_output=True)
 
 
 class JCServer:
