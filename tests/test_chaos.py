@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from marimo_collab_ext.client import CollabClient
+from marimo_collab_ext.persistence.notebook_file import parse_notebook, serialize_notebook
 
 from .servers import ServerProcess
 from .test_codemirror_peers import Swarm, run_swarm, server_docs
@@ -285,3 +286,45 @@ async def test_clients_joining_while_peers_type_miss_no_broadcast(server, notebo
     finally:
         for client in joined:
             await client.close()
+
+
+async def test_a_kill_between_writing_the_file_and_the_journal_checkpoint_loses_nothing(
+        tmp_path):
+    # Found by 100 kill -9 trials (benchmarks/chaos.py kill): a save wrote the file, the
+    # server died before its journal recorded that save, and edits made during the write
+    # were in the journal only. On restart the file looked changed by another program.
+    root, journal = tmp_path / "root", tmp_path / "journal"
+    root.mkdir()
+    journal.mkdir()
+    shutil.copy(EXAMPLE, root / "demo.py")
+    quiet = {"autosave_delay": 3600, "autosave_max_delay": 3600, "disk_poll_interval": 3600}
+    server = ServerProcess(root, journal, quiet)
+    await asyncio.to_thread(server.start)
+    try:
+        client = await CollabClient.connect(server.url, "demo.py", token=server.token)
+        cells = list(client.order)
+        for n, cid in enumerate(cells[:3]):
+            client.edit(cid, {"from": 0, "insert": f"# before the save {n}\n"})
+        await client.save()  # file and journal agree here
+        for n, cid in enumerate(cells[:3]):
+            client.edit(cid, {"from": client.cells[cid].doc.length,
+                              "insert": f"\n# written by the dying save {n}"})
+        await client.flush()
+        written = parse_notebook((root / "demo.py").read_text())
+        for cell, cid in zip(written.cells, cells, strict=True):
+            cell.code = client.text(cid)
+        for n, cid in enumerate(cells[:3]):
+            client.edit(cid, {"from": 0, "insert": f"# typed during the write {n}\n"})
+        await client.flush()  # acknowledged: in the journal
+        expected = {cid: client.text(cid) for cid in cells}
+        server.kill()
+        await client.close()
+        # What the killed save left: the file as of the save's start, no checkpoint.
+        (root / "demo.py").write_text(serialize_notebook(written))
+        server = ServerProcess(root, journal, quiet, port=server.port, token=server.token)
+        await asyncio.to_thread(server.start)
+        again = await CollabClient.connect(server.url, "demo.py", token=server.token)
+        assert {cid: again.text(cid) for cid in again.order} == expected
+        await again.close()
+    finally:
+        server.kill()
