@@ -104,7 +104,7 @@ class RoomManager:
         room.kernel = KernelLink(room, self.config, self.root_dir)
         room.listeners.append(lambda event, p=path: self._on_room_event(p, event))
         self.rooms[path] = room
-        if state is not None and text != room.saved_text:
+        if state is not None and text != room.saved_text and not room.adopt_own_save(text):
             await room.watcher.merge_text(text)  # the file changed while the server was down
         if room.is_dirty():
             room.saver.schedule()  # recovered edits reach the file without waiting for a peer

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from ..ot import ChangeSet, Update
 from ..ot.text import utf16_len
 from ..persistence.journal import Journal
-from ..persistence.notebook_file import CellData, NotebookData, parse_notebook, saved_codes
+from ..persistence.notebook_file import (
+    CellData,
+    NotebookData,
+    content_hash,
+    parse_notebook,
+    saved_codes,
+)
 from .authority import CellAuthority
 from .errors import BadRequest, Internal, ProtocolError, TooLarge, UnknownCell
 from .presence import Peer, Presence
@@ -61,6 +67,7 @@ class Room:
         self.saver = self.watcher = self.kernel = None  # attached by the RoomManager
         self.broken: str | None = None
         self.total_units = 0
+        self.pending_save: dict | None = None  # the journal's last "saving" entry (restore)
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -102,6 +109,8 @@ class Room:
             elif entry.kind == "cells":
                 _, created, deleted = self.structure.apply(payload["ops"], 10**9)
                 self._apply_created_deleted(created, deleted)
+            elif entry.kind == "saving":
+                self.pending_save = payload
         self._recount()
 
     def snapshot_state(self) -> dict:
@@ -330,6 +339,24 @@ class Room:
                 peer.connection.close(1011, "server journal failure; reconnect to resync")
             self._notify("broken")
             raise Internal(self.broken) from None
+
+    def note_saving(self, digest: str, order: list[str], written: NotebookData) -> None:
+        """Journal a save about to write the file, so a restart knows that file as its own."""
+        self._journal("saving", {"hash": digest, "order": list(order),
+                                 "codes": [cell.code for cell in written.cells]}, None)
+
+    def adopt_own_save(self, text: str) -> bool:
+        """After a restart: whether the file is the server's own save that died before its
+        checkpoint (then it is marked saved, not merged as another program's change)."""
+        save = self.pending_save
+        if save is None or content_hash(text) != save["hash"]:
+            return False
+        disk = parse_notebook(text)
+        written = dataclasses.replace(disk, cells=[
+            CellData(code, cell.name, dict(cell.config))
+            for code, cell in zip(save["codes"], disk.cells, strict=True)])
+        self.mark_saved(text, written, save["order"])
+        return True
 
     def checkpoint(self) -> None:
         """After a save: the journal restarts from the current state."""

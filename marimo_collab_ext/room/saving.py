@@ -87,6 +87,7 @@ class Saver:
         if text == room.saved_text and not self.file_missing:
             room.mark_saved(text, written, order)
             return digest
+        room.note_saving(digest, order, written)  # a kill mid-write must not read as a merge
         room.broadcast({"type": "saving"})
         try:
             model = await ensure_async(self.contents.save(
