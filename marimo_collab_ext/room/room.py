@@ -342,8 +342,8 @@ class Room:
 
     def note_saving(self, digest: str, order: list[str], written: NotebookData) -> None:
         """Journal a save about to write the file, so a restart knows that file as its own."""
-        self._journal("saving", {"hash": digest, "order": list(order),
-                                 "codes": [cell.code for cell in written.cells]}, None)
+        self._journal("saving", {"hash": digest, "order": list(order), "cells": [
+            {"code": c.code, "name": c.name, "config": c.config} for c in written.cells]}, None)
 
     def adopt_own_save(self, text: str) -> bool:
         """After a restart: whether the file is the server's own save that died before its
@@ -351,10 +351,10 @@ class Room:
         save = self.pending_save
         if save is None or content_hash(text) != save["hash"]:
             return False
-        disk = parse_notebook(text)
-        written = dataclasses.replace(disk, cells=[
-            CellData(code, cell.name, dict(cell.config))
-            for code, cell in zip(save["codes"], disk.cells, strict=True)])
+        # the cells as the session held them: the file may hold fewer (marimo drops an empty
+        # setup cell), and mark_saved maps them onto the file itself
+        written = dataclasses.replace(parse_notebook(text), cells=[
+            CellData(c["code"], c["name"], dict(c["config"])) for c in save["cells"]])
         self.mark_saved(text, written, save["order"])
         return True
 
