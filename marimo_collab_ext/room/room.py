@@ -88,8 +88,9 @@ class Room:
         """Resume an epoch from the journal: snapshot, then every acknowledged entry in order."""
         snap = state.snapshot
         self.epoch = state.epoch
+        if snap["saved_text"] != self.saved_text:  # usually the file it was just parsed from
+            self.notebook = parse_notebook(snap["saved_text"])
         self.saved_text = snap["saved_text"]
-        self.notebook = parse_notebook(self.saved_text)
         self.saved_order = list(snap["saved_order"])
         self.saved_cells = dict(snap["saved_cells"])
         self.saved_base = [(c["id"], CellData(c["code"], c["name"], c["config"]))

@@ -30,8 +30,10 @@ class Created:
 
 def new_cell_id(taken: set[str] | dict) -> str:
     """A short random id (marimo style) not in `taken`."""
+    base = len(_ID_ALPHABET)
     while True:
-        cell_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(4))
+        n = secrets.randbelow(base**4)  # one draw from the OS, not four
+        cell_id = "".join(_ID_ALPHABET[n // base**i % base] for i in range(4))
         if cell_id not in taken:
             return cell_id
 
