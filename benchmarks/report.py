@@ -46,7 +46,7 @@ def table(out: dict) -> str:
             f"| {name} | {r['target']} | {_ms(r['fanout_ms']['p50'])} |"
             f" {_ms(r['fanout_ms']['p99'])} | {_ms(r['fanout_from_keystroke_ms']['p99'])} |"
             f" {_ms(confirm)} |"
-            f" {r['stale_answers'] if r['target'] == 'ours' else '–'} |"
+            f" {r['stale_answers'] if r['target'].startswith('ours') else '–'} |"
             f" {r['accepted_edits_per_s']:.0f} / {r['offered_edits_per_s']:.0f} |"
             f" {r['server_cpu_ms_per_edit']:.2f} | {100 * r['server_cpu_util']:.0f}% |"
             f" {100 * r['generator_cpu_util']:.0f}% | {100 * r.get('other_cpu_util', 0):.0f}% |"
