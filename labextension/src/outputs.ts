@@ -6,8 +6,13 @@
  * runs in JupyterLab's origin: it is rendered only inside a sandboxed iframe
  * (scripts allowed, same-origin not: an opaque origin with no access to the
  * page, its cookies or its token), sized through checked postMessages.
+ * Frames whose output has marimo UI elements also get the widget runtime
+ * (./widgets), which talks to the page only through its WidgetHost.
  */
 import { CellOutput, CellOutputState } from './protocol';
+import { WidgetHost } from './widgets/bridge';
+import { widgetScript } from './widgets/script';
+import { widgetCss } from './widgets/frame/style';
 
 const SIZE_MESSAGE = 'marimo-collab:output-size';
 /** A runaway output should not make the notebook miles long. */
@@ -57,11 +62,14 @@ function listenForSizes(): void {
   });
 }
 
+/** A JupyterLab CSS variable's value on this page. */
+function cssVar(name: string, fallback: string): string {
+  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+}
+
 /** The frame cannot read our CSS variables (opaque origin): pass the theme in. */
 function themeCss(): string {
-  const style = getComputedStyle(document.body);
-  const v = (name: string, fallback: string) =>
-    style.getPropertyValue(name).trim() || fallback;
+  const v = cssVar;
   // Matching the page's color-scheme keeps the frame transparent (Chrome
   // paints an opaque canvas behind a frame whose scheme differs).
   const scheme = getComputedStyle(document.body).colorScheme || 'normal';
@@ -93,7 +101,16 @@ const SIZE_REPORTER = `(function () {
   report();
 })();`;
 
-function sandboxedFrame(html: string): HTMLIFrameElement {
+function controlsCss(): string {
+  return widgetCss({
+    border: cssVar('--jp-border-color1', '#bdbdbd'),
+    background: cssVar('--jp-layout-color1', 'white'),
+    accent: cssVar('--jp-brand-color1', '#1976d2'),
+    muted: cssVar('--jp-ui-font-color2', '#616161')
+  });
+}
+
+function sandboxedFrame(html: string, widgets?: WidgetHost): HTMLIFrameElement {
   listenForSizes();
   const frame = document.createElement('iframe');
   frame.className = 'jp-MarimoCollab-outputFrame';
@@ -101,10 +118,17 @@ function sandboxedFrame(html: string): HTMLIFrameElement {
   frame.setAttribute('sandbox', 'allow-scripts');
   frame.setAttribute('referrerpolicy', 'no-referrer');
   frame.style.height = '0px';
+  // The runtime goes before the size reporter: upgraded controls change the height.
+  const interactive = widgets && html.includes('<marimo-ui-element');
+  const runtime = interactive ? `<script>${widgetScript(widgets.frameConfig())}</script>` : '';
+  const css = interactive ? themeCss() + controlsCss() : themeCss();
   frame.srcdoc =
     `<!doctype html><html><head><meta charset="utf-8">` +
-    `<style>${themeCss()}</style></head><body>${html}` +
-    `<script>${SIZE_REPORTER}</script></body></html>`;
+    `<style>${css}</style></head><body>${html}` +
+    `${runtime}<script>${SIZE_REPORTER}</script></body></html>`;
+  if (interactive) {
+    widgets.register(frame, html);
+  }
   return frame;
 }
 
@@ -135,8 +159,11 @@ function errorText(data: unknown): string {
     .join('\n');
 }
 
-/** One marimo CellOutput as DOM; null when there is nothing to show. */
-export function renderOutput(output: CellOutput): HTMLElement | null {
+/**
+ * One marimo CellOutput as DOM; null when there is nothing to show. With
+ * `widgets`, marimo UI elements in HTML become working controls.
+ */
+export function renderOutput(output: CellOutput, widgets?: WidgetHost): HTMLElement | null {
   const { mimetype = 'text/plain', data } = output;
   if (data === undefined || data === null || data === '') {
     return null;
@@ -161,7 +188,7 @@ export function renderOutput(output: CellOutput): HTMLElement | null {
     mimetype === 'text/markdown' ||
     mimetype === 'application/vnd.marimo+traceback'
   ) {
-    const frame = sandboxedFrame(data);
+    const frame = sandboxedFrame(data, widgets);
     frame.classList.toggle('jp-mod-error', isError);
     return frame;
   }
@@ -183,6 +210,11 @@ export class CellOutputArea {
     this.setStatus('idle');
   }
 
+  /** Where frames with marimo UI elements get and send their values. */
+  useWidgets(widgets: WidgetHost): void {
+    this._widgets = widgets;
+  }
+
   /** queued, running, idle, stale, ... as marimo reports it. */
   setStatus(status: string): void {
     this.node.dataset.runStatus = status;
@@ -200,6 +232,7 @@ export class CellOutputArea {
     }
     const console = state.console;
     if (Array.isArray(console)) {
+      this._release(this._console);
       this._console.replaceChildren();
       this._consoleItems = [];
       console.forEach(item => this._appendConsole(item as CellOutput));
@@ -214,6 +247,8 @@ export class CellOutputArea {
   clear(): void {
     this._lastOutput = null;
     this._consoleItems = [];
+    this._release(this._output);
+    this._release(this._console);
     this._output.replaceChildren();
     this._console.replaceChildren();
     this.setStatus('idle');
@@ -226,19 +261,31 @@ export class CellOutputArea {
     }
     const items = this._consoleItems;
     this._consoleItems = [];
+    this._release(this._console);
     this._console.replaceChildren();
     items.forEach(item => this._appendConsole(item));
   }
 
   private _setOutput(output: CellOutput): void {
     this._lastOutput = output;
-    const node = renderOutput(output);
+    const node = renderOutput(output, this._widgets);
+    this._release(this._output);
     this._output.replaceChildren(...(node ? [node] : []));
+  }
+
+  /** Frames about to be replaced stop receiving UI values. */
+  private _release(container: HTMLElement): void {
+    if (this._widgets) {
+      const widgets = this._widgets;
+      container
+        .querySelectorAll<HTMLIFrameElement>('iframe.jp-MarimoCollab-outputFrame')
+        .forEach(frame => widgets.release(frame));
+    }
   }
 
   private _appendConsole(output: CellOutput): void {
     this._consoleItems.push(output);
-    const node = renderOutput(output);
+    const node = renderOutput(output, this._widgets);
     if (node) {
       this._console.appendChild(node);
     }
@@ -248,4 +295,5 @@ export class CellOutputArea {
   private _console: HTMLElement;
   private _lastOutput: CellOutput | null = null;
   private _consoleItems: CellOutput[] = [];
+  private _widgets: WidgetHost | undefined;
 }

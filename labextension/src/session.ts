@@ -33,6 +33,7 @@ import {
 import { offerUnsentText, UnsentText } from './recovery';
 import { NotebookStatus } from './status';
 import { NotebookStructure } from './structure';
+import { WidgetBridge } from './widgets/bridge';
 
 export interface SessionOptions {
   /** The notebook path relative to the server root. */
@@ -115,6 +116,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     }
     this._disposed = true;
     this._connection.dispose();
+    this._widgets.dispose();
     this._views.forEach(view => view.dispose());
     this._views.clear();
     Signal.clearData(this);
@@ -238,6 +240,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       extra: remoteCursors()
     });
     const view = new CellView(editor, this);
+    view.outputs.useWidgets(this._widgets);
     view.setRole(this.role);
     editor.view.contentDOM.addEventListener('focus', () => this._setActive(cellId));
     this._views.set(cellId, view);
@@ -302,6 +305,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         if (event.status === 'starting') {
           // A (re)started kernel has none of the old results.
           this._views.forEach(view => view.outputs.clear());
+          this._widgets.applySnapshot({});
         }
         this._setStatus({ kernel: event.status, kernelDetail: event.message ?? '' });
         break;
@@ -345,8 +349,14 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   private _onKernel(op: string, data: Record<string, unknown>): void {
     if (op === 'cell-op' && typeof data.cell_id === 'string') {
       this._views.get(data.cell_id)?.outputs.apply(data);
+    } else if (op === 'send-ui-element-message' && typeof data.ui_element === 'string') {
+      // Another peer moved a control (the server echoes it in marimo's form).
+      const message = data.message as { type?: unknown; value?: unknown } | undefined;
+      if (message?.type === 'marimo-ui-value-update' && message.value !== undefined) {
+        this._widgets.applyRemote(data.ui_element, message.value);
+      }
     }
-    // Other marimo notifications (UI values, variables, ...) come with issue 7.
+    // Other marimo notifications (variables, ...) are not shown.
   }
 
   private _applyKernelSnapshot(kernel: KernelSnapshot | undefined): void {
@@ -354,6 +364,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     for (const [cellId, state] of Object.entries(kernel?.outputs ?? {})) {
       this._views.get(cellId)?.outputs.apply(state);
     }
+    this._widgets.applySnapshot(kernel?.ui_values ?? {});
   }
 
   private _onConnectionStatus(): void {
@@ -420,6 +431,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
 
   private _applyRole(): void {
     this._views.forEach(view => view.setRole(this.role));
+    this._widgets.roleChanged();
   }
 
   // ---- CellHost: what editors ask of the room ----------------------------------
@@ -693,6 +705,15 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   }
 
   private readonly _connection: NotebookConnection;
+  /** UI values between output frames and the room (runners set them). */
+  private readonly _widgets = new WidgetBridge({
+    canSet: () => this.role === 'runner',
+    send: (objectId, value) =>
+      void this._request(
+        { type: 'set_ui_value', object_id: objectId, value },
+        'Setting a UI value failed'
+      )
+  });
   private _language: Extension = [];
   private _views = new Map<string, CellView>();
   private _structure: NotebookStructure | null = null;

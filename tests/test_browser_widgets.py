@@ -1,0 +1,248 @@
+"""Interactive marimo UI elements in real browsers: one runner moves a control, everyone follows.
+
+The controls run inside each output's sandboxed frame (labextension/src/widgets); these
+tests drive them through Playwright's frame API and check that the kernel recomputed the
+dependent cells (so each value's encoding is what marimo expects) on another person's page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Frame, Page
+
+from .browser_harness import cell_ids, chromium, notebook_url, open_notebook, screenshot, start_lab
+from .test_browser_outputs import frame_text
+
+pytestmark = pytest.mark.browser
+
+# Every widget kind the runtime upgrades, each feeding one line of the last cell's output.
+WIDGETS = textwrap.dedent('''
+    import marimo
+
+    app = marimo.App()
+
+
+    @app.cell
+    def _():
+        import marimo as mo
+        return (mo,)
+
+
+    @app.cell
+    def _(mo):
+        number = mo.ui.number(0, 100, value=3, label="number")
+        text = mo.ui.text(value="hi", label="text")
+        area = mo.ui.text_area(value="a", label="area")
+        check = mo.ui.checkbox(label="check")
+        switch = mo.ui.switch(label="switch")
+        drop = mo.ui.dropdown(["red", "green", "blue"], value="red", label="drop")
+        radio = mo.ui.radio(["x", "y"], value="x", label="radio")
+        multi = mo.ui.multiselect(["a", "b", "c"], label="multi")
+        button = mo.ui.button(value=0, on_click=lambda v: v + 1, label="press")
+        run = mo.ui.run_button(label="go")
+        rng = mo.ui.range_slider(0, 10, value=[2, 5], label="rng")
+        day = mo.ui.date(value="2024-01-02", label="day")
+        table = mo.ui.table([{"name": "ann"}, {"name": "bob"}, {"name": "cy"}], label="table")
+        mo.vstack([number, text, area, check, switch, drop, radio, multi, button, run, rng,
+                   day, table])
+        return area, button, check, day, drop, multi, number, radio, rng, run, switch, table, text
+
+
+    @app.cell
+    def _(area, button, check, day, drop, multi, number, radio, rng, run, switch, table, text):
+        rows = [r["name"] for r in table.value]
+        "; ".join([f"number={number.value}", f"text={text.value}", f"area={area.value}",
+                   f"check={check.value}", f"switch={switch.value}", f"drop={drop.value}",
+                   f"radio={radio.value}", f"multi={multi.value}", f"button={button.value}",
+                   f"run={run.value}", f"rng={rng.value}", f"day={day.value}", f"table={rows}"])
+        return
+
+
+    if __name__ == "__main__":
+        app.run()
+''')
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    server = start_lab(tmp_path)
+    (server.root / "widgets.py").write_text(WIDGETS)
+    yield server
+    server.stop()
+
+
+async def open_path(browser, lab, person: str, path: str) -> Page:
+    """Like open_notebook, for another notebook, in a workspace of its own.
+
+    JupyterLab keeps workspaces beyond one server: in the person's usual one,
+    demo.py from earlier tests would open too (two documents, two cell lists).
+    """
+    context = await browser.new_context(viewport={"width": 1300, "height": 900})
+    page = await context.new_page()
+    url = notebook_url(lab, person, path).replace(f"/workspaces/{person}/",
+                                                  f"/workspaces/{person}-widgets/")
+    await page.goto(url)
+    await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
+    await page.wait_for_selector("[data-cell-id] .cm-editor", timeout=60_000)
+    return page
+
+
+async def widget_frame(page: Page, cell_id: str, timeout: float = 60) -> Frame:
+    """The cell's output frame once its widget runtime has upgraded the controls."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for frame in page.frames:
+            if frame.parent_frame is None:
+                continue
+            try:
+                element = await frame.frame_element()
+                owner = await element.evaluate("e => e.closest('[data-cell-id]')?.dataset.cellId")
+                ready = await frame.evaluate("() => document.body?.dataset.widgets")
+            except PlaywrightError:
+                continue
+            if owner == cell_id and ready and await element.is_visible():
+                return frame
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no widget frame in cell {cell_id}")
+        await asyncio.sleep(0.3)
+
+
+async def run_all(page: Page) -> None:
+    await page.locator('[data-jp-item-name="run-all"] button').click()
+
+
+async def eventually(probe, expected, timeout: float = 30):
+    """Poll `probe()` until it returns `expected` (frames re-render while we look)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            last = await probe()
+        except PlaywrightError as error:
+            last = error
+        if last == expected:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"expected {expected!r}, last saw {last!r}")
+
+
+async def test_slider_moves_for_everyone_and_the_sum_recomputes(lab):
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        eddie = await open_notebook(browser, lab, "eddie")
+        cells = await cell_ids(rita)
+        slider_cell, sum_cell = cells[2], cells[4]
+        await run_all(rita)
+        for page in (rita, eddie):
+            assert "55" in await frame_text(page, sum_cell, "55")
+
+        slider = (await widget_frame(rita, slider_cell)).locator('input[type="range"]')
+        assert await slider.is_enabled()
+        await slider.fill("9")  # 1 + 4 + ... + 81
+
+        for page in (eddie, rita):
+            assert "285" in await frame_text(page, sum_cell, "285")
+        theirs = (await widget_frame(eddie, slider_cell)).locator('input[type="range"]')
+        await eventually(theirs.input_value, "9")
+        assert await theirs.is_disabled()  # an editor sees values but cannot set them
+
+        # Someone arriving later gets the value from the join snapshot, read-only.
+        vera = await open_notebook(browser, lab, "vera")
+        assert "285" in await frame_text(vera, sum_cell, "285")
+        hers = (await widget_frame(vera, slider_cell)).locator('input[type="range"]')
+        await eventually(hers.input_value, "9")
+        assert await hers.is_disabled()
+        await screenshot(rita, "widgets-slider-runner")
+        await screenshot(vera, "widgets-slider-viewer")
+
+
+async def test_a_viewers_frame_cannot_set_a_value(lab):
+    """Even a frame that enables its controls and posts itself gets nowhere for a viewer."""
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        vera = await open_notebook(browser, lab, "vera")
+        cells = await cell_ids(rita)
+        await run_all(rita)
+        assert "55" in await frame_text(vera, cells[4], "55")
+        frame = await widget_frame(vera, cells[2])
+        await frame.evaluate("""() => {
+            const host = document.querySelector('marimo-ui-element');
+            parent.postMessage({type: 'marimo-collab:set-ui-value',
+                                objectId: host.getAttribute('object-id'), value: 3}, '*');
+        }""")
+        await asyncio.sleep(2)
+        assert "14" not in await frame_text(rita, cells[4], "55")  # 1 + 4 + 9 never computed
+
+
+# How to drive each kind in its frame: (frame, the widget's label, the value to give).
+async def _fill(frame: Frame, label: str, value: str) -> None:
+    field = frame.get_by_label(label, exact=True)
+    await field.fill(value)
+    await field.blur()  # a change event, as when the user leaves the field
+
+
+async def _check(frame: Frame, label: str, value: str) -> None:
+    await frame.get_by_label(label, exact=True).click()
+
+
+async def _select(frame: Frame, label: str, value: str) -> None:
+    await frame.get_by_label(label, exact=True).select_option(label=value.split(","))
+
+
+async def _radio(frame: Frame, label: str, value: str) -> None:
+    await frame.get_by_role("radio", name=value, exact=True).check()
+
+
+async def _press(frame: Frame, label: str, value: str) -> None:
+    for _ in range(int(value)):
+        await frame.get_by_role("button", name=label, exact=True).click()
+        await asyncio.sleep(0.5)
+
+
+async def _range(frame: Frame, label: str, value: str) -> None:
+    lo, hi = value.split(",")
+    await frame.get_by_label(f"{label} end", exact=True).fill(hi)
+    await frame.get_by_label(f"{label} start", exact=True).fill(lo)
+
+
+async def _row(frame: Frame, label: str, value: str) -> None:
+    for index in value.split(","):
+        await frame.get_by_label(f"{label} select row {index}", exact=True).check()
+
+
+CASES = {
+    "number": (_fill, "number", "42", "number=42"),
+    "text": (_fill, "text", "hello", "text=hello"),
+    "text_area": (_fill, "area", "two words", "area=two words"),
+    "checkbox": (_check, "check", "", "check=True"),
+    "switch": (_check, "switch", "", "switch=True"),
+    "dropdown": (_select, "drop", "blue", "drop=blue"),
+    "radio": (_radio, "radio", "y", "radio=y"),
+    "multiselect": (_select, "multi", "a,c", "multi=['a', 'c']"),
+    "button": (_press, "press", "2", "button=2"),
+    "run_button": (_press, "go", "1", "run=True"),
+    "range_slider": (_range, "rng", "3,8", "rng=[3, 8]"),
+    "date": (_fill, "day", "2025-03-04", "day=2025-03-04"),
+    "table": (_row, "table", "0,2", "table=['ann', 'cy']"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+async def test_each_widget_kind_reaches_the_kernel_and_the_other_page(lab, kind):
+    drive, label, value, shown = CASES[kind]
+    async with chromium() as browser:
+        rita = await open_path(browser, lab, "rita", "widgets.py")
+        eddie = await open_path(browser, lab, "eddie", "widgets.py")
+        cells = await cell_ids(rita)
+        await run_all(rita)
+        assert "number=3" in await frame_text(eddie, cells[2], "number=3")
+        await drive(await widget_frame(rita, cells[1]), label, value)
+        assert shown in await frame_text(eddie, cells[2], shown)
+        assert shown in await frame_text(rita, cells[2], shown)
+        if kind in ("number", "checkbox", "dropdown", "range_slider", "table"):
+            await screenshot(eddie, f"widgets-{kind}")
