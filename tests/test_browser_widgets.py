@@ -161,6 +161,28 @@ async def test_slider_moves_for_everyone_and_the_sum_recomputes(lab):
         await screenshot(vera, "widgets-slider-viewer")
 
 
+async def test_rerunning_the_slider_cell_resets_it_for_everyone(lab):
+    """A rerun re-creates the element (new random-id): its initial value, not a stored one."""
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        eddie = await open_notebook(browser, lab, "eddie")
+        cells = await cell_ids(rita)
+        slider_cell, sum_cell = cells[2], cells[4]
+        await run_all(rita)
+        assert "55" in await frame_text(eddie, sum_cell, "55")
+        await (await widget_frame(rita, slider_cell)).locator('input[type="range"]').fill("9")
+        assert "285" in await frame_text(eddie, sum_cell, "285")
+        await rita.locator(f'[data-cell-id="{slider_cell}"] [data-action="run"]').click()
+        for page in (eddie, rita):
+            assert "55" in await frame_text(page, sum_cell, "55")
+            slider = (await widget_frame(page, slider_cell)).locator('input[type="range"]')
+            await eventually(slider.input_value, "5")
+        # A page opened now gets the kernel's value, not the one set before the rerun.
+        vera = await open_notebook(browser, lab, "vera")
+        slider = (await widget_frame(vera, slider_cell)).locator('input[type="range"]')
+        await eventually(slider.input_value, "5")
+
+
 async def test_a_viewers_frame_cannot_set_a_value(lab):
     """Even a frame that enables its controls and posts itself gets nowhere for a viewer."""
     async with chromium() as browser:
