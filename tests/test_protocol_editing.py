@@ -292,3 +292,19 @@ async def test_silent_peer_is_dropped_from_presence(server, notebook, connect, c
     with pytest.raises(ConnectionClosed) as closed:
         await ws.recv()
     assert closed.value.rcvd.code == 4408
+
+
+async def test_cursor_past_the_end_is_refused_and_not_relayed(server, notebook, connect):
+    a = await connect()
+    ws = await raw_socket(server)
+    joined = await request(ws, {"type": "join", "id": 1, "peer_id": "cursor"})
+    cell = joined["notebook"]["cells"][0]
+    await ws.send(json.dumps({"type": "cursor", "document_id": cell["id"], "version": 0,
+                              "anchor": 5, "head": 10_000}))
+    reply = json.loads(await ws.recv())
+    assert reply["error"]["code"] == "bad_request"
+    await ws.send(json.dumps({"type": "cursor", "document_id": cell["id"], "version": 0,
+                              "anchor": 2, "head": 4}))
+    relayed = await a.next_event(lambda e: e["type"] == "cursor")
+    assert (relayed["anchor"], relayed["head"]) == (2, 4)
+    await ws.close()

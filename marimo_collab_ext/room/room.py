@@ -323,6 +323,9 @@ class Room:
             for value in (version, anchor, head):
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     raise BadRequest("cursor `version`, `anchor` and `head` must be integers ≥ 0")
+            # peers draw this cursor: a position past the document would break their editors
+            if max(anchor, head) > self._length_at(authority, version):
+                raise BadRequest("cursor position is past the end of the cell")
         peer.cursor = {"document_id": cell_id, "version": version, "anchor": anchor,
                        "head": head}
         self.broadcast({"type": "cursor", "peer_id": peer.peer_id, **peer.cursor},
