@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from marimo_collab_ext.client import CollabClient
@@ -40,6 +41,9 @@ async def test_six_cells_with_a_slider_shared_by_three_peers(connect):
     cells = a.order
     slider_cell, squares_cell, sum_cell, print_cell = cells[2], cells[3], cells[4], cells[5]
 
+    idle = asyncio.Event()  # the kernel's last announced status was idle
+    a.listeners.append(lambda e: (idle.set() if e["status"] == "idle" else idle.clear())
+                       if e["type"] == "kernel_status" else None)
     slider_html = []
     b.listeners.append(lambda e: slider_html.append(output_text(e)) if e["type"] == "kernel"
                        and e["op"] == "cell-op" and e["data"].get("cell_id") == slider_cell
@@ -68,7 +72,8 @@ async def test_six_cells_with_a_slider_shared_by_three_peers(connect):
     await b.next_event(lambda e: e["type"] == "kernel" and e["op"] == "cell-op"
                        and e["data"].get("cell_id") == sum_cell and "36" in output_text(e))
 
-    # a late joiner gets the outputs and the slider's value with its join
+    # a late joiner, once the rerun is over, gets the outputs and the slider's value
+    await asyncio.wait_for(idle.wait(), TIMEOUT)
     c = await connect()
     kernel = c.join_response["kernel"]
     assert kernel["status"] in ("idle", "ready")
