@@ -51,9 +51,9 @@ def _is_specs(changes: object) -> bool:
 
 def updates_to_json(updates: list[Update]) -> list[dict]:
     """The server's own, normalised JSON form of accepted updates."""
-    return [{"clientID": u.client_id, "changes": u.changes.to_json()} for u in updates]
+    return [update.to_json() for update in updates]
 
 
 def updates_from_json(raw: list[dict]) -> list[Update]:
     """Updates the server itself wrote (journal replay); still strictly parsed."""
-    return [Update(ChangeSet.from_json(u["changes"]), u["clientID"]) for u in raw]
+    return [Update.from_json(update) for update in raw]
