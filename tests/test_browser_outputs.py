@@ -41,6 +41,7 @@ async def frame_text(page, cell_id: str, needle: str, timeout: float = 60) -> st
     """Text of the cell's output (its sandboxed frame, or plain text) once it has `needle`."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
+        seen = []  # what the cell did show, for the failure message
         plain = await page.locator(f'[data-cell-id="{cell_id}"] .jp-MarimoCollab-output').all()
         for area in plain:
             text = await area.inner_text()
@@ -57,8 +58,16 @@ async def frame_text(page, cell_id: str, needle: str, timeout: float = 60) -> st
                 continue
             if owner == cell_id and needle in text:
                 return text
+            if owner == cell_id:
+                seen.append(text[-300:])
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no output with {needle!r} in cell {cell_id}")
+            status = await page.locator("[data-connection-status]").first.get_attribute(
+                "data-connection-status"
+            )
+            raise AssertionError(
+                f"no output with {needle!r} in cell {cell_id}; it shows {seen!r};"
+                f" connection {status}"
+            )
         await asyncio.sleep(0.3)
 
 

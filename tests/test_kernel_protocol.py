@@ -104,3 +104,58 @@ async def test_unknown_ui_object_is_bad_request(connect):
         assert getattr(exc, "code", None) == "bad_request"
     else:
         raise AssertionError("an unknown UI object must be refused")
+
+
+PRESSES = '''import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+    button = mo.ui.button(value=0, on_click=lambda v: v + 1, label="press")
+    button
+    return (button,)
+
+
+@app.cell
+def _(button):
+    import time
+    time.sleep(0.1)
+    f"pressed {button.value} times"
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+'''
+
+
+async def test_two_peers_pressing_at_once_count_every_press(connect, jp_root_dir, monkeypatch):
+    from marimo_collab_ext.kernel import session as session_module
+
+    (jp_root_dir / "presses.py").write_text(PRESSES)
+    a = await connect("presses.py")
+    b = await connect("presses.py")
+    button_cell, count_cell = a.order
+    button_html = []
+    a.listeners.append(lambda e: button_html.append(output_text(e)) if e["type"] == "kernel"
+                       and e["op"] == "cell-op" and e["data"].get("cell_id") == button_cell
+                       and "marimo-button" in output_text(e) else None)
+    await a.run(a.order)
+    await wait_for_output(b, count_cell, "pressed 0 times")
+    object_id = slider_id(button_html[-1])
+
+    # Each browser sends its own counter; the kernel counts presses, not values.
+    await asyncio.gather(*(peer.set_ui_value(object_id, n) for n in (1, 2, 3) for peer in (a, b)))
+    for peer in (a, b):
+        await wait_for_output(peer, count_cell, "pressed 6 times")
+
+    # A flood beyond the backlog is refused, never merged away.
+    monkeypatch.setattr(session_module, "MAX_HELD_UI_BATCHES", 2)
+    answers = await asyncio.gather(*(a.set_ui_value(object_id, 7) for _ in range(5)),
+                                   return_exceptions=True)
+    refused = [x for x in answers if isinstance(x, Exception)]
+    assert refused and all(getattr(x, "code", None) == "rate_limited" for x in refused)
+    await wait_for_output(b, count_cell, f"pressed {6 + 5 - len(refused)} times")

@@ -19,8 +19,10 @@ from marimo_collab_ext.kernel import (
     KernelSession,
     KernelStartError,
     NoPendingInput,
+    UiBacklogFull,
     UnknownObject,
 )
+from marimo_collab_ext.kernel import session as session_module
 from marimo_collab_ext.kernel.adapter import check_version
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
@@ -166,6 +168,57 @@ async def test_burst_of_ui_values_settles_on_the_last_one(room, session):
     snap = session.snapshot()
     assert "81" in output_text(snap, SQUARED)
     assert snap["ui_values"] == {f"{SLIDER}-0": 9}
+
+
+# A button counts presses; the last cell shows the count and the slider's value.
+BUTTON_CELLS = [
+    CellCode(id="imp", code="import marimo as mo"),
+    CellCode(
+        id="btn",
+        code="button = mo.ui.button(value=0, on_click=lambda v: v + 1)\n"
+        "slider = mo.ui.slider(0, 10)\n"
+        "mo.hstack([button, slider])",
+    ),
+    CellCode(
+        id="out",
+        code="import time\ntime.sleep(0.05)\nf'button={button.value} slider={slider.value}'",
+    ),
+]
+
+
+def object_ids(snapshot: dict, cell_id: str) -> list[str]:
+    import re
+
+    return re.findall(r"object-id='([^']+)'", output_text(snapshot, cell_id))
+
+
+async def test_every_button_press_counts_while_the_kernel_is_busy(room, session):
+    # Presses are events: a busy kernel must run each of them, not merge them like
+    # slider positions (marimo's own queue would merge them, last value wins).
+    snap = await run_and_settle(room, session, BUTTON_CELLS)
+    button, slider = object_ids(snap, "btn")
+    runs_before = len(room.ops("completed-run"))
+    for press in range(1, 6):
+        await session.set_ui_value(button, press)
+        await session.set_ui_value(slider, press)  # positions between presses still merge
+    await room.until(lambda: session.status == "idle")
+    assert "button=5 slider=5" in output_text(session.snapshot(), "out")
+    # One run per press: the slider's positions rode along, never in a run of their own.
+    assert len(room.ops("completed-run")) - runs_before == 5
+
+
+async def test_a_flood_of_presses_is_refused_beyond_the_backlog_not_merged(
+    room, session, monkeypatch
+):
+    monkeypatch.setattr(session_module, "MAX_HELD_UI_BATCHES", 3)
+    snap = await run_and_settle(room, session, BUTTON_CELLS)
+    button, _ = object_ids(snap, "btn")
+    for press in range(1, 5):  # one in flight, three waiting
+        await session.set_ui_value(button, press)
+    with pytest.raises(UiBacklogFull):
+        await session.set_ui_value(button, 5)
+    await room.until(lambda: session.status == "idle")
+    assert "button=4 " in output_text(session.snapshot(), "out")
 
 
 async def test_edit_without_run_shows_stale_and_delete_leaves_graph(room, session):

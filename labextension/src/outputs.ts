@@ -110,14 +110,29 @@ function controlsCss(): string {
   });
 }
 
-function sandboxedFrame(html: string, widgets?: WidgetHost): HTMLIFrameElement {
+/** How to render an output. */
+export interface RenderOptions {
+  /** Where frames with marimo UI elements get and send their values. */
+  widgets?: WidgetHost;
+  /**
+   * The height of the frame this one replaces. A new frame starts there rather
+   * than at 0 px until its content reports its size: collapsing for a moment
+   * would make the notebook jump under the pointer while someone clicks.
+   */
+  startHeight?: string;
+}
+
+function sandboxedFrame(
+  html: string,
+  { widgets, startHeight }: RenderOptions
+): HTMLIFrameElement {
   listenForSizes();
   const frame = document.createElement('iframe');
   frame.className = 'jp-MarimoCollab-outputFrame';
   // allow-scripts without allow-same-origin: scripts run in an opaque origin.
   frame.setAttribute('sandbox', 'allow-scripts');
   frame.setAttribute('referrerpolicy', 'no-referrer');
-  frame.style.height = '0px';
+  frame.style.height = startHeight || '0px';
   // The runtime goes before the size reporter: upgraded controls change the height.
   const interactive = widgets && html.includes('<marimo-ui-element');
   const runtime = interactive ? `<script>${widgetScript(widgets.frameConfig())}</script>` : '';
@@ -163,7 +178,7 @@ function errorText(data: unknown): string {
  * One marimo CellOutput as DOM; null when there is nothing to show. With
  * `widgets`, marimo UI elements in HTML become working controls.
  */
-export function renderOutput(output: CellOutput, widgets?: WidgetHost): HTMLElement | null {
+export function renderOutput(output: CellOutput, options: RenderOptions = {}): HTMLElement | null {
   const { mimetype = 'text/plain', data } = output;
   if (data === undefined || data === null || data === '') {
     return null;
@@ -181,14 +196,16 @@ export function renderOutput(output: CellOutput, widgets?: WidgetHost): HTMLElem
   }
   if (mimetype.startsWith('image/')) {
     // marimo sends images as data URLs; an <img> in the sandbox keeps SVG inert.
-    return sandboxedFrame(`<img src="${escapeHtml(data)}" alt="">`);
+    return sandboxedFrame(`<img src="${escapeHtml(data)}" alt="">`, {
+      startHeight: options.startHeight
+    });
   }
   if (
     mimetype === 'text/html' ||
     mimetype === 'text/markdown' ||
     mimetype === 'application/vnd.marimo+traceback'
   ) {
-    const frame = sandboxedFrame(data, widgets);
+    const frame = sandboxedFrame(data, options);
     frame.classList.toggle('jp-mod-error', isError);
     return frame;
   }
@@ -268,7 +285,13 @@ export class CellOutputArea {
 
   private _setOutput(output: CellOutput): void {
     this._lastOutput = output;
-    const node = renderOutput(output, this._widgets);
+    const previous = this._output.querySelector<HTMLIFrameElement>(
+      ':scope > iframe.jp-MarimoCollab-outputFrame'
+    );
+    const node = renderOutput(output, {
+      widgets: this._widgets,
+      startHeight: previous?.style.height
+    });
     this._release(this._output);
     this._output.replaceChildren(...(node ? [node] : []));
   }
@@ -285,7 +308,7 @@ export class CellOutputArea {
 
   private _appendConsole(output: CellOutput): void {
     this._consoleItems.push(output);
-    const node = renderOutput(output, this._widgets);
+    const node = renderOutput(output, { widgets: this._widgets });
     if (node) {
       this._console.appendChild(node);
     }

@@ -8,6 +8,7 @@ from .model import (
     KernelError,
     KernelStartError,
     NoPendingInput,
+    UiBacklogFull,
     UnknownObject,
 )
 from .session import KernelSession
@@ -18,5 +19,6 @@ __all__ = [
     "KernelSession",
     "KernelStartError",
     "NoPendingInput",
+    "UiBacklogFull",
     "UnknownObject",
 ]

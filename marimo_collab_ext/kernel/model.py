@@ -50,6 +50,13 @@ class UnknownObject(KernelError):
     """
 
 
+class UiBacklogFull(KernelError):
+    """Too many UI events (button presses) already wait for a busy kernel.
+
+    Maps to `rate_limited`: refusing is honest, merging presses would lose them.
+    """
+
+
 class NoPendingInput(KernelError):
     """Text was sent to stdin while no cell is waiting in `input()`.
 

@@ -19,8 +19,10 @@ from .model import UnknownObject
 # a new random-id means the element was re-created with its initial value.
 _UI_ELEMENT = re.compile(
     r"<marimo-ui-element object-id='([^']*)' random-id='([^']*)'>\s*"
-    r"<[\w-]+ data-initial-value='([^']*)'"
+    r"<([\w-]+) data-initial-value='([^']*)'"
 )
+# Elements whose every value is an event (a press), not a state: never merge two of them.
+_EVENT_ELEMENTS = frozenset({"marimo-button"})
 _ACTIVE = ("queued", "running")
 # A print loop can produce thousands of entries; marimo merges text anyway.
 _MAX_CONSOLE_ENTRIES = 1000
@@ -39,19 +41,20 @@ def _html_strings(data: Any) -> list[str]:
     return []
 
 
-def _ui_elements(output: dict[str, Any] | None) -> dict[str, tuple[str, Any]]:
-    found: dict[str, tuple[str, Any]] = {}
+def _ui_elements(output: dict[str, Any] | None) -> dict[str, tuple[str, str, Any]]:
+    """object id -> (random id, element tag, initial value) of the elements shown."""
+    found: dict[str, tuple[str, str, Any]] = {}
     if not output:
         return found
     for text in _html_strings(output.get("data")):
         if "marimo-ui-element" not in text:
             continue
-        for object_id, random_id, initial in _UI_ELEMENT.findall(text):
+        for object_id, random_id, tag, initial in _UI_ELEMENT.findall(text):
             try:
                 value = json.loads(html.unescape(initial))
             except ValueError:
                 value = None
-            found[object_id] = (random_id, value)
+            found[object_id] = (random_id, tag, value)
     return found
 
 
@@ -76,6 +79,7 @@ class KernelOutputs:
         self._cells: dict[str, _CellState] = {}
         self._ui_values: dict[str, Any] = {}
         self._ui_random: dict[str, str] = {}
+        self._ui_tag: dict[str, str] = {}
         self._code: dict[str, str] = {}
         self._ran_code: dict[str, str] = {}
 
@@ -167,7 +171,8 @@ class KernelOutputs:
 
     def _track_ui(self, cell: _CellState, output: dict[str, Any]) -> None:
         found = _ui_elements(output)
-        for object_id, (random_id, initial) in found.items():
+        for object_id, (random_id, tag, initial) in found.items():
+            self._ui_tag[object_id] = tag
             if self._ui_random.get(object_id) != random_id:
                 self._ui_random[object_id] = random_id
                 self._ui_values[object_id] = initial
@@ -181,6 +186,10 @@ class KernelOutputs:
         if object_id not in self._ui_random:
             raise UnknownObject(f"No UI element {object_id!r} in the current outputs")
         self._ui_values[object_id] = value
+
+    def is_event(self, object_id: str) -> bool:
+        """Whether each value of this element is an event (a button press) to keep apart."""
+        return self._ui_tag.get(object_id) in _EVENT_ELEMENTS
 
     def waiting_for_stdin(self) -> bool:
         """Whether some cell is blocked in input() right now."""
@@ -225,6 +234,7 @@ class KernelOutputs:
         for object_id in [o for o in self._ui_random if o not in shown]:
             del self._ui_random[object_id]
             self._ui_values.pop(object_id, None)
+            self._ui_tag.pop(object_id, None)
 
     def busy(self) -> bool:
         """Whether any cell is queued or running."""
@@ -239,6 +249,7 @@ class KernelOutputs:
         self._cells.clear()
         self._ui_values.clear()
         self._ui_random.clear()
+        self._ui_tag.clear()
         self._ran_code.clear()
         return had
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import adapter
-from .model import CellCode, KernelStartError, NoPendingInput, UnknownObject
+from .model import CellCode, KernelStartError, NoPendingInput, UiBacklogFull, UnknownObject
 from .outputs import KernelOutputs
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ StatusCallback = Callable[[str, "str | None"], None]
 
 # How long shutdown waits for the killed process to be reaped.
 _KILL_WAIT = 5.0
+# Button presses waiting for the kernel, each its own run; beyond this, refuse, never merge.
+MAX_HELD_UI_BATCHES = 256
 _STDERR_IN_REASON = 8
 
 
@@ -76,11 +78,13 @@ class KernelSession:
         self._lock = asyncio.Lock()
         # Kinds of the commands whose `completed-run` has not arrived, oldest first.
         self._pending: collections.deque[str] = collections.deque()
-        # At most one UI update in flight; newer values wait here, latest wins.
-        # marimo would merge queued UI updates into one run with one completed-run,
-        # and then our count of pending runs could no longer be exact.
+        # At most one UI update in flight: marimo would merge queued UI updates into
+        # one run with one completed-run, and our count of pending runs would drift.
+        # Newer values wait here in batches, oldest first: a slider's newer value
+        # replaces its older one in the last batch, but a button press is an event
+        # and starts a new batch rather than swallow the press before it.
         self._ui_in_flight = False
-        self._ui_held: dict[str, Any] = {}
+        self._ui_held: collections.deque[dict[str, Any]] = collections.deque()
         self.started_at: float | None = None
 
     @property
@@ -141,8 +145,7 @@ class KernelSession:
         if self._pending.popleft() == "ui":
             self._ui_in_flight = False
             if self._ui_held and self._proc is not None:
-                held, self._ui_held = self._ui_held, {}
-                self._send_ui(self._proc, held)
+                self._send_ui(self._proc, self._ui_held.popleft())
         if not self._pending:
             # The kernel has finished all we asked. An interrupt that lands between
             # marimo's bookkeeping steps can skip a cell's final "idle": settle it here.
@@ -288,16 +291,26 @@ class KernelSession:
     async def set_ui_value(self, object_id: str, value: Any) -> None:
         """Set a UI element's value as if this peer moved it; dependents rerun.
 
-        Raises UnknownObject when no current output shows that element.
+        Raises UnknownObject when no current output shows that element, and
+        UiBacklogFull when too many button presses already wait for the kernel.
         """
         if self._proc is None:
             raise UnknownObject(f"No UI element {object_id!r}: the kernel is not running")
+        last = self._ui_held[-1] if self._ui_held else None
+        in_new_batch = self._ui_in_flight and (
+            last is None or (object_id in last and self._outputs.is_event(object_id))
+        )
+        if in_new_batch and len(self._ui_held) >= MAX_HELD_UI_BATCHES:
+            raise UiBacklogFull(f"{MAX_HELD_UI_BATCHES} UI events already wait for the kernel")
         self._outputs.set_ui_value(object_id, value)
-        if self._ui_in_flight:
-            self._ui_held.pop(object_id, None)  # re-insert: last write goes last
-            self._ui_held[object_id] = value
+        if not self._ui_in_flight:
+            self._send_ui(self._proc, {object_id: value})
             return
-        self._send_ui(self._proc, {object_id: value})
+        if in_new_batch:
+            self._ui_held.append({})
+        batch = self._ui_held[-1]
+        batch.pop(object_id, None)  # re-insert: last write goes last
+        batch[object_id] = value
 
     async def interrupt(self) -> None:
         """Interrupt the running cell (SIGINT to the kernel), like Ctrl+C."""

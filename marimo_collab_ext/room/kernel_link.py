@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 
-from ..kernel import CellCode, KernelError, KernelSession, UnknownObject
-from .errors import BadRequest, UnknownCell
+from ..kernel import CellCode, KernelError, KernelSession, UiBacklogFull, UnknownObject
+from .errors import BadRequest, RateLimited, UnknownCell
 from .errors import KernelError as KernelErrorResponse
 from .room import Room
 
@@ -86,6 +86,8 @@ class KernelLink:
             await self.session.set_ui_value(object_id, value)
         except UnknownObject as exc:
             raise BadRequest(exc.reason) from None
+        except UiBacklogFull as exc:
+            raise RateLimited(exc.reason) from None
         except KernelError as exc:
             raise KernelErrorResponse(exc.reason) from None
         # marimo does not echo one user's UI value to the others: the room does
