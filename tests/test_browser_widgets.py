@@ -160,15 +160,21 @@ async def eventually(probe, expected, timeout: float = 30):
     raise AssertionError(f"expected {expected!r}, last saw {last!r}")
 
 
+async def demo_run_by_rita(browser, lab) -> tuple[Page, Page, str, str]:
+    """rita (runner) and eddie (editor) on the demo after rita ran it: slider 5, sum 55."""
+    rita = await open_notebook(browser, lab, "rita")
+    eddie = await open_notebook(browser, lab, "eddie")
+    cells = await cell_ids(rita)
+    slider_cell, sum_cell = cells[2], cells[4]
+    await run_all(rita)
+    for page in (rita, eddie):
+        assert "55" in await frame_text(page, sum_cell, "55")
+    return rita, eddie, slider_cell, sum_cell
+
+
 async def test_slider_moves_for_everyone_and_the_sum_recomputes(lab):
     async with chromium() as browser:
-        rita = await open_notebook(browser, lab, "rita")
-        eddie = await open_notebook(browser, lab, "eddie")
-        cells = await cell_ids(rita)
-        slider_cell, sum_cell = cells[2], cells[4]
-        await run_all(rita)
-        for page in (rita, eddie):
-            assert "55" in await frame_text(page, sum_cell, "55")
+        rita, eddie, slider_cell, sum_cell = await demo_run_by_rita(browser, lab)
 
         slider = (await widget_frame(rita, slider_cell)).locator('input[type="range"]')
         assert await slider.is_enabled()
@@ -193,12 +199,7 @@ async def test_slider_moves_for_everyone_and_the_sum_recomputes(lab):
 async def test_rerunning_the_slider_cell_resets_it_for_everyone(lab):
     """A rerun re-creates the element (new random-id): its initial value, not a stored one."""
     async with chromium() as browser:
-        rita = await open_notebook(browser, lab, "rita")
-        eddie = await open_notebook(browser, lab, "eddie")
-        cells = await cell_ids(rita)
-        slider_cell, sum_cell = cells[2], cells[4]
-        await run_all(rita)
-        assert "55" in await frame_text(eddie, sum_cell, "55")
+        rita, eddie, slider_cell, sum_cell = await demo_run_by_rita(browser, lab)
         await (await widget_frame(rita, slider_cell)).locator('input[type="range"]').fill("9")
         assert "285" in await frame_text(eddie, sum_cell, "285")
         await rita.locator(f'[data-cell-id="{slider_cell}"] [data-action="run"]').click()
