@@ -10,7 +10,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .model import UnknownObject
 
@@ -58,6 +58,13 @@ def _ui_elements(output: dict[str, Any] | None) -> dict[str, tuple[str, str, Any
     return found
 
 
+class _Shown(NamedTuple):
+    """The instance of a UI element that the outputs show now."""
+
+    random_id: str  # a new one: the element was created again, with its initial value
+    tag: str  # marimo-slider, marimo-button, ...
+
+
 @dataclass
 class _CellState:
     output: dict[str, Any] | None = None
@@ -78,8 +85,7 @@ class KernelOutputs:
         self.max_output_bytes = max_output_bytes
         self._cells: dict[str, _CellState] = {}
         self._ui_values: dict[str, Any] = {}
-        self._ui_random: dict[str, str] = {}
-        self._ui_tag: dict[str, str] = {}
+        self._ui_shown: dict[str, _Shown] = {}
         self._code: dict[str, str] = {}
         self._ran_code: dict[str, str] = {}
 
@@ -98,7 +104,7 @@ class KernelOutputs:
         elif op == "send-ui-element-message":
             message = data.get("message") or {}
             object_id = data.get("ui_element")
-            if message.get("type") == "marimo-ui-value-update" and object_id in self._ui_random:
+            if message.get("type") == "marimo-ui-value-update" and object_id in self._ui_shown:
                 self._ui_values[object_id] = message.get("value")
         elif op == "interrupted":
             # An interrupted input() will never be answered (marimo does the same).
@@ -172,10 +178,10 @@ class KernelOutputs:
     def _track_ui(self, cell: _CellState, output: dict[str, Any]) -> None:
         found = _ui_elements(output)
         for object_id, (random_id, tag, initial) in found.items():
-            self._ui_tag[object_id] = tag
-            if self._ui_random.get(object_id) != random_id:
-                self._ui_random[object_id] = random_id
+            shown = self._ui_shown.get(object_id)
+            if shown is None or shown.random_id != random_id:
                 self._ui_values[object_id] = initial
+            self._ui_shown[object_id] = _Shown(random_id, tag)
         cell.ui = set(found)
         self._gc_ui()
 
@@ -183,13 +189,14 @@ class KernelOutputs:
 
     def set_ui_value(self, object_id: str, value: Any) -> None:
         """Record a peer's UI value; UnknownObject if no output shows that element."""
-        if object_id not in self._ui_random:
+        if object_id not in self._ui_shown:
             raise UnknownObject(f"No UI element {object_id!r} in the current outputs")
         self._ui_values[object_id] = value
 
     def is_event(self, object_id: str) -> bool:
         """Whether each value of this element is an event (a button press) to keep apart."""
-        return self._ui_tag.get(object_id) in _EVENT_ELEMENTS
+        shown = self._ui_shown.get(object_id)
+        return shown is not None and shown.tag in _EVENT_ELEMENTS
 
     def waiting_for_stdin(self) -> bool:
         """Whether some cell is blocked in input() right now."""
@@ -231,10 +238,9 @@ class KernelOutputs:
 
     def _gc_ui(self) -> None:
         shown = set().union(*(c.ui for c in self._cells.values()))
-        for object_id in [o for o in self._ui_random if o not in shown]:
-            del self._ui_random[object_id]
+        for object_id in [o for o in self._ui_shown if o not in shown]:
+            del self._ui_shown[object_id]
             self._ui_values.pop(object_id, None)
-            self._ui_tag.pop(object_id, None)
 
     def busy(self) -> bool:
         """Whether any cell is queued or running."""
@@ -248,8 +254,7 @@ class KernelOutputs:
         had = list(self._cells)
         self._cells.clear()
         self._ui_values.clear()
-        self._ui_random.clear()
-        self._ui_tag.clear()
+        self._ui_shown.clear()
         self._ran_code.clear()
         return had
 
