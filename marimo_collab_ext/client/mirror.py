@@ -185,10 +185,10 @@ class FileMirror:
                 self._settle_inflight()
             text, sig = self._read()
             local: list[CellData] | None = None
-            if text is not None and content_hash(text) == self.base_hash:
+            digest = None if text is None else content_hash(text)
+            if text is not None and digest == self.base_hash:
                 local = self.base
             elif text is not None:
-                digest = content_hash(text)
                 try:
                     parsed = parse_notebook(text)
                 except NotebookParseError as exc:
