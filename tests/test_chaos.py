@@ -22,6 +22,7 @@ from marimo_collab_ext.client import CollabClient
 
 from .servers import ServerProcess
 from .test_codemirror_peers import Swarm, run_swarm, server_docs
+from .test_mirror import until
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "demo.py"
 # The demo's last cell, as the file holds it, before and after our rewrites on disk.
@@ -281,14 +282,8 @@ async def test_clients_joining_while_peers_type_miss_no_broadcast(server, notebo
         # The typing is over, so nothing more will come: a client still behind after
         # the last broadcasts had time to arrive (the server shares this test's busy
         # event loop) missed one for good.
-        deadline = asyncio.get_running_loop().time() + 15
-        while True:
-            stale_clients = [n for n, c in enumerate(joined)
-                             if {cid: c.text(cid) for cid in c.order} != truth]
-            if not stale_clients or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.2)
-        assert stale_clients == []
+        await until(lambda: all({cid: c.text(cid) for cid in c.order} == truth for c in joined),
+                    timeout=15, what="every joined client to reach the server's text")
     finally:
         for client in joined:
             await client.close()

@@ -32,7 +32,8 @@ async def wait_for_output(client: CollabClient, cell_id: str, needle: str) -> di
         raise AssertionError(f"no {needle!r} in {cell_id}; saw {seen[-12:]}") from None
 
 
-def slider_id(html: str) -> str:
+def object_id_in(html: str) -> str:
+    """The object id of the first marimo UI element in an output's HTML."""
     return re.search(r"object-id=['\"]([^'\"]+)['\"]", html).group(1)
 
 
@@ -51,7 +52,7 @@ async def test_six_cells_with_a_slider_shared_by_three_peers(connect):
     await a.run(cells)
     for peer in (a, b):  # default slider value 5: 1+4+9+16+25
         await wait_for_output(peer, sum_cell, "55")
-    object_id = slider_id(slider_html[-1])
+    object_id = object_id_in(slider_html[-1])
 
     # A changes a cell's code and runs it: B receives the new downstream value
     old = "[n * n for n in range(1, slider.value + 1)]"
@@ -145,7 +146,7 @@ async def test_two_peers_pressing_at_once_count_every_press(connect, jp_root_dir
                        and "marimo-button" in output_text(e) else None)
     await a.run(a.order)
     await wait_for_output(b, count_cell, "pressed 0 times")
-    object_id = slider_id(button_html[-1])
+    object_id = object_id_in(button_html[-1])
 
     # Each browser sends its own counter; the kernel counts presses, not values.
     await asyncio.gather(*(peer.set_ui_value(object_id, n) for n in (1, 2, 3) for peer in (a, b)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import sys
 import time
@@ -187,8 +188,6 @@ BUTTON_CELLS = [
 
 
 def object_ids(snapshot: dict, cell_id: str) -> list[str]:
-    import re
-
     return re.findall(r"object-id='([^']+)'", output_text(snapshot, cell_id))
 
 
