@@ -115,17 +115,22 @@ async def test_page_recovers_after_the_server_dies_without_losing_typing(lab):
 
 
 async def dismiss_dialogs(page, quiet: float = 3.0, timeout: float = 40.0) -> None:
-    """Close JupyterLab's dialogs (ticking "do not show again") until none shows for `quiet` s."""
+    """Close JupyterLab's dialogs (ticking "do not show again") until none shows for `quiet` s.
+
+    A "Cannot open" dialog can come first and the "Server Connection Error" one only
+    later on a busy machine: until that one is silenced (or `timeout`), keep watching.
+    """
     loop = asyncio.get_running_loop()
     deadline, calm_since = loop.time() + timeout, loop.time()
-    seen = False
-    while loop.time() < deadline and (not seen or loop.time() - calm_since < quiet):
+    seen = silenced = False
+    while loop.time() < deadline and (not silenced or loop.time() - calm_since < quiet):
         dialog = page.locator(".jp-Dialog").first
         if await dialog.count():
             seen = True
             again = dialog.get_by_text("Do not show this message again")
             if await again.count():
                 await again.click()
+                silenced = True
             await dialog.locator(".jp-Dialog-footer button").last.click()
             calm_since = loop.time()
         await asyncio.sleep(0.2)
