@@ -1,6 +1,6 @@
 """KernelSession against real marimo kernels: the contract the room relies on.
 
-Every test launches `python -m marimo._ipc.launch_kernel` for real.
+Every test launches marimo's `marimo._ipc.launch_kernel` for real.
 """
 
 from __future__ import annotations
@@ -354,7 +354,8 @@ async def test_shutdown_leaves_no_process_behind(room, session):
 def fake_python(tmp_path: Path, name: str, script: str) -> str:
     """A stand-in interpreter: answers the version probe, then runs `script` as the kernel."""
     path = tmp_path / name
-    path.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo 0.25.2; exit 0; fi\n{script}\n')
+    probe = 'case "$2" in *importlib.metadata*) echo 0.25.2; exit 0;; esac'
+    path.write_text(f"#!/bin/sh\n{probe}\n{script}\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
 

@@ -42,6 +42,17 @@ SUPPORTED_MINOR = (0, 25)
 HOST_MARIMO_VERSION: str = marimo.__version__
 
 _VERSION_PROBE = "import importlib.metadata as m; print(m.version('marimo'))"
+# `python -m marimo._ipc.launch_kernel`, less the implicit sys.path[0] entry for the kernel's
+# cwd, the notebook's folder: a notebook named markdown.py (`marimo tutorial markdown`) would
+# shadow a module marimo imports while loading. marimo's kernel itself then puts the notebook's
+# folder on sys.path for the user's code, as under `marimo edit`. (`-P` would need Python 3.11.)
+_LAUNCH_KERNEL = (
+    "import sys\n"
+    "if sys.path[:1] == [''] and not getattr(sys.flags, 'safe_path', False):\n"
+    "    del sys.path[0]\n"
+    "import runpy\n"
+    "runpy.run_module('marimo._ipc.launch_kernel', run_name='__main__', alter_sys=True)\n"
+)
 _STDERR_TAIL_LINES = 40
 
 
@@ -170,7 +181,7 @@ def _kernel_args(
 
 
 class KernelProcess:
-    """One running `python -m marimo._ipc.launch_kernel` and its ZeroMQ queues.
+    """One running `marimo._ipc.launch_kernel` (as `python -m` would) and its ZeroMQ queues.
 
     Thread callbacks are handed to the event loop; nothing here blocks it.
     """
@@ -207,7 +218,7 @@ class KernelProcess:
             # Never start_new_session: the kernel calls setsid() itself and a
             # second setsid makes it die at startup (DESIGN.md, marimo facts).
             self._proc = subprocess.Popen(
-                [python, "-m", "marimo._ipc.launch_kernel"],
+                [python, "-c", _LAUNCH_KERNEL],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
