@@ -11,6 +11,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
+from .frontend.handlers import OutputFrameAssetHandler, OutputFramePageHandler
 from .handlers import CollabSocketHandler
 from .room.manager import RoomManager
 
@@ -127,6 +128,10 @@ class MarimoCollab(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.append((r"/api/marimo-collab/ws", CollabSocketHandler))
+        # The notebook's output frame: marimo's compiled frontend (docs/widgets.md).
+        self.handlers.append((r"/marimo-collab/frontend/", OutputFramePageHandler))
+        self.handlers.append((r"/marimo-collab/frontend/(.+)", OutputFrameAssetHandler,
+                              {"path": "."}))
 
     async def stop_extension(self) -> None:
         await self.room_manager.shutdown()
