@@ -217,6 +217,17 @@ def test_run_all_prints_outputs_as_text(live):
     assert out.rstrip().endswith("run completed")
 
 
+def test_run_all_again_ends_at_once_and_prints_current_outputs(live):
+    assert cli(live, "run", "demo.py", "--all").returncode == 0
+    # Every cell is current now: Run all runs none of them, as marimo's "run stale".
+    result = cli(live, "run", "demo.py", "--all", "--timeout", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "current, not rerun: #1, #2, #3, #4, #5, #6" in result.stdout
+    assert "[#5 output] The sum of the first squares is 55." in result.stdout
+    assert "[#6 stdout] largest square: 25" in result.stdout
+    assert result.stdout.rstrip().endswith("run completed")
+
+
 def test_run_cells_by_position_and_id(live):
     ids = with_peer(live, lambda client: asyncio.sleep(0, list(client.order)))
     result = cli(live, "run", "demo.py", "-1", ids[3])

@@ -90,21 +90,41 @@ def _error_text(error) -> str:
 
 async def run_cells(client: CollabClient, cell_ids: list[str], out: Callable[[str], None],
                     timeout: float) -> int:
-    """Run, print outputs and console text as they come; 0 if every cell ran without error."""
+    """Run, print outputs and console text as they come; 0 if every cell ran without error.
+
+    A run of every cell is Run all, which skips cells whose output is current (marimo's
+    "run stale"): their outputs are printed as the session holds them.
+    """
     label = {cid: f"#{client.order.index(cid) + 1}" for cid in client.order}
     statuses: dict[str, str] = {}
     wanted = set(cell_ids)
     ran: set[str] = set()
     started = failed = False
+    kernel = client.join_response.get("kernel") or {}
+    status = kernel.get("status")
     # Drop what was queued before the run: only this run's notifications matter.
     while not client.events.empty():
-        client.events.get_nowait()
-    await client.run(cell_ids)
+        event = client.events.get_nowait()
+        if event.get("type") == "kernel_status":
+            status = event.get("status")
+    # The broadcasts before the answer end with the kernel's status once the run was taken.
+    before_answer: list[dict] = []
+    client.listeners.append(before_answer.append)
+    try:
+        await client.run(cell_ids)
+    finally:
+        client.listeners.remove(before_answer.append)
+    for event in before_answer:
+        if event.get("type") == "kernel_status":
+            status = event.get("status")
+    # Idle once the run was taken: it queued nothing, or it is already over.
+    settled = status == "idle"
     out(f"running {', '.join(label[c] + ' ' + c for c in cell_ids)}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     idle_since: float | None = None
-    while True:
+    received = 0
+    while not (settled and received >= len(before_answer)):
         wait = deadline - loop.time()
         if idle_since is not None:
             wait = min(wait, idle_since + _IDLE_GRACE - loop.time())
@@ -117,9 +137,14 @@ async def run_cells(client: CollabClient, cell_ids: list[str], out: Callable[[st
             event = await asyncio.wait_for(client.events.get(), wait)
         except asyncio.TimeoutError:
             continue
+        if event.get("type") != "response":
+            received += 1
         if event.get("type") == "kernel_status" and event.get("status") in ("dead", "stopped"):
             out(f"kernel {event['status']}: {event.get('message', '')}".rstrip(": "))
             return 1
+        if event.get("type") == "kernel_status" and event.get("status") == "idle":
+            # Idle after the answer: everything asked of the kernel so far is done.
+            settled = settled or received > len(before_answer)
         if event.get("type") != "kernel":
             continue
         if event.get("op") == "completed-run":
@@ -135,27 +160,38 @@ async def run_cells(client: CollabClient, cell_ids: list[str], out: Callable[[st
             ran.add(cid)
         if cid not in ran:
             continue  # outputs replayed when the kernel starts, before this run
-        name = label.get(cid, cid)
-        console = data.get("console")
-        for entry in [console] if isinstance(console, dict) else console or []:
-            text = output_text(entry)
-            if text:
-                stream = "stderr" if entry.get("channel") == "stderr" else "stdout"
-                out(_prefix(f"{name} {stream}", text.rstrip("\n")))
-        output = data.get("output")
-        if output is not None:
-            if output.get("mimetype") == "application/vnd.marimo+error":
-                failed = True
-            text = output_text(output)
-            if text:
-                out(_prefix(f"{name} output", text))
+        failed = _print_cell(out, label.get(cid, cid), data.get("console"),
+                             data.get("output")) or failed
         if data.get("status"):
             statuses[cid] = data["status"]
             started = started or bool(ran & wanted)
         busy = any(s in ("queued", "running") for s in statuses.values())
         idle_since = loop.time() if started and not busy else None
+    current = [c for c in cell_ids if c not in ran]
+    if current:
+        out(f"current, not rerun: {', '.join(label[c] for c in current)}")
+        outputs = kernel.get("outputs") or {}
+        for cid in current:
+            shown = outputs.get(cid) or {}
+            failed = _print_cell(out, label[cid], shown.get("console"), shown.get("output")) \
+                or failed
     out("run completed" + (" with errors" if failed else ""))
     return 1 if failed else 0
+
+
+def _print_cell(out: Callable[[str], None], name: str, console, output) -> bool:
+    """Print a cell's console entries and output; whether the output is an error."""
+    for entry in [console] if isinstance(console, dict) else console or []:
+        text = output_text(entry)
+        if text:
+            stream = "stderr" if entry.get("channel") == "stderr" else "stdout"
+            out(_prefix(f"{name} {stream}", text.rstrip("\n")))
+    if output is None:
+        return False
+    text = output_text(output)
+    if text:
+        out(_prefix(f"{name} output", text))
+    return output.get("mimetype") == "application/vnd.marimo+error"
 
 
 def _prefix(label: str, text: str) -> str:

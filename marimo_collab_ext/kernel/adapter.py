@@ -21,6 +21,7 @@ from typing import Any
 import marimo
 from marimo._ast.app_config import _AppConfig
 from marimo._ast.cell import CellConfig
+from marimo._config.config import MarimoConfig
 from marimo._config.manager import get_default_config_manager
 from marimo._internal.commands import (
     AppMetadata,
@@ -156,9 +157,12 @@ def update_ui(values: dict[str, Any]) -> UpdateUIElementCommand:
 
 
 def _kernel_args(
-    cells: list[CellCode], notebook_path: str | None, app_config: dict[str, Any], info: Any
+    cells: list[CellCode],
+    notebook_path: str | None,
+    app_config: dict[str, Any],
+    info: Any,
+    config: MarimoConfig,
 ) -> KernelArgs:
-    config = get_default_config_manager(current_path=notebook_path).get_config(hide_secrets=False)
     return KernelArgs(
         configs={c.id: _cell_config(c.config) for c in cells},
         app_metadata=AppMetadata(
@@ -212,8 +216,14 @@ class KernelProcess:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self.returncode: int | None = None
 
+        config = get_default_config_manager(current_path=notebook_path).get_config(
+            hide_secrets=False
+        )
+        # Whether marimo reruns the dependents of a cell that runs ("autorun"), or only
+        # marks them stale ("lazy").
+        self.autorun: bool = config["runtime"].get("on_cell_change", "autorun") == "autorun"
         self._queues, info = QueueManager.create()
-        args = _kernel_args(cells, notebook_path, app_config, info)
+        args = _kernel_args(cells, notebook_path, app_config, info, config)
         try:
             # Never start_new_session: the kernel calls setsid() itself and a
             # second setsid makes it die at startup (DESIGN.md, marimo facts).

@@ -24,6 +24,8 @@ _UI_ELEMENT = re.compile(
 # Elements whose every value is an event (a press), not a state: never merge two of them.
 _EVENT_ELEMENTS = frozenset({"marimo-button"})
 _ACTIVE = ("queued", "running")
+# Exceptions, interruptions, and cells an ancestor's error or mo.stop() kept from running.
+_ERROR_MIMETYPE = "application/vnd.marimo+error"
 # A print loop can produce thousands of entries; marimo merges text anyway.
 _MAX_CONSOLE_ENTRIES = 1000
 
@@ -72,6 +74,7 @@ class _CellState:
     console_dropped: int = 0
     status: str | None = None
     stale_inputs: bool = False
+    errored: bool = False
     ui: set[str] = field(default_factory=set)
 
 
@@ -88,6 +91,9 @@ class KernelOutputs:
         self._ui_shown: dict[str, _Shown] = {}
         self._code: dict[str, str] = {}
         self._ran_code: dict[str, str] = {}
+        # Cells given new code since they last ran: marimo dropped their variables then,
+        # even if the code later returns to what ran.
+        self._registered_since_run: set[str] = set()
 
     # -- folding -------------------------------------------------------------
 
@@ -101,6 +107,7 @@ class KernelOutputs:
         elif op == "execution" and data.get("phase") == "planned":
             if isinstance(data.get("code"), str):
                 self._ran_code[data["cell_id"]] = data["code"]
+                self._registered_since_run.discard(data["cell_id"])
         elif op == "send-ui-element-message":
             message = data.get("message") or {}
             object_id = data.get("ui_element")
@@ -129,6 +136,7 @@ class KernelOutputs:
         cell = self._cells.setdefault(data["cell_id"], _CellState())
         output = data.get("output")
         if output is not None:
+            cell.errored = output.get("mimetype") == _ERROR_MIMETYPE
             output = data["output"] = self._cap(output)
             cell.output = output
             self._track_ui(cell, output)
@@ -230,11 +238,31 @@ class KernelOutputs:
         for cell_id in [c for c in self._cells if c not in code]:
             del self._cells[cell_id]
             self._ran_code.pop(cell_id, None)
+            self._registered_since_run.discard(cell_id)
         self._gc_ui()
 
     def update_code(self, code: dict[str, str]) -> None:
         """Merge code for some cells (a run carries only the cells it runs)."""
         self._code.update(code)
+
+    def registered(self, cell_ids: list[str]) -> None:
+        """The kernel took new code for these cells without running them."""
+        self._registered_since_run.update(cell_ids)
+
+    def is_current(self, cell_id: str, code: str) -> bool:
+        """Whether the cell's last run in this kernel was of `code`, finished, and still holds.
+
+        Not after an error, an interruption, stale inputs, or new code given in between.
+        """
+        cell = self._cells.get(cell_id)
+        return (
+            cell is not None
+            and self._ran_code.get(cell_id) == code
+            and cell_id not in self._registered_since_run
+            and cell.status == "idle"
+            and not cell.stale_inputs
+            and not cell.errored
+        )
 
     def _gc_ui(self) -> None:
         shown = set().union(*(c.ui for c in self._cells.values()))
@@ -256,6 +284,7 @@ class KernelOutputs:
         self._ui_values.clear()
         self._ui_shown.clear()
         self._ran_code.clear()
+        self._registered_since_run.clear()
         return had
 
     def stop_active(self) -> list[str]:

@@ -260,16 +260,21 @@ class KernelSession:
             assert self._proc is not None
             return self._proc
 
-    async def run(self, cells: list[CellCode]) -> None:
+    async def run(self, cells: list[CellCode], *, stale_only: bool = False) -> None:
         """Run these cells with this code (starting the kernel if needed).
 
         marimo's reactivity then reruns their dependents; completion is `completed-run`.
+        `stale_only` skips the cells whose output is current, as marimo's "run stale"
+        does, when that loses no rerun: every cell named, and marimo in autorun mode.
         """
         cells = list(cells)
         for cell in cells:
             self._cells[cell.id] = cell
         self._outputs.update_code({c.id: c.code for c in cells})
         proc = await self._ensure_started()
+        if stale_only and proc.autorun and {c.id for c in cells} >= self._cells.keys():
+            # Every stale cell is then among those run, and marimo reruns their dependents.
+            cells = [c for c in cells if not self._outputs.is_current(c.id, c.code)]
         if not cells:
             return
         self._send(proc, adapter.execute(cells))
@@ -287,6 +292,7 @@ class KernelSession:
         if self._proc is None or not (codes or configs or deleted):
             return
         self._send(self._proc, adapter.edit(codes, configs, deleted), "edit")
+        self._outputs.registered(list(codes))
 
     async def set_ui_value(self, object_id: str, value: Any) -> None:
         """Set a UI element's value as if this peer moved it; dependents rerun.

@@ -68,12 +68,15 @@ class KernelLink:
         if unknown:
             raise UnknownCell(f"no cell {unknown[0]}", cell_id=unknown[0])
         cells = self.cells(cell_ids)  # captured now: later edits are not part of this run
+        # Run all, as the page's button sends it: like marimo's, it skips current cells, so
+        # their outputs do not flicker. An explicit run of one cell always runs it.
+        run_all = len(cell_ids) > 1 and set(cell_ids) >= set(self.room.structure.order)
         if self.session is None:
             self.session = self._make_session()
         try:
             if self.session.status in ("none", "dead", "stopped"):
                 await self.session.start(self.cells())
-            await self.session.run(cells)
+            await self.session.run(cells, stale_only=run_all)
         except KernelError as exc:
             raise KernelErrorResponse(exc.reason) from None
 
