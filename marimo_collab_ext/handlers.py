@@ -25,9 +25,10 @@ from .room.room import Room, encode
 
 # Requests answered with a `response`; `cursor` is fire-and-forget (docs/protocol.md).
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
-            "interrupt", "restart_kernel", "stdin"}
+            "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value"}
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
-BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin"}
+BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
+              "set_model_value"}
 
 
 class TokenBucket:
@@ -131,7 +132,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             if kind == "cursor":
                 if self.peer is None:
                     raise BadRequest("send `join` first")
-                await self._authorize(kind)
+                await self._authorize(kind, message)
                 self.room.cursor(self.peer, message)
                 return
             if kind not in REQUESTS:
@@ -140,19 +141,20 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
                 raise BadRequest("a request needs an `id` (a string or an integer)")
             if kind != "join" and self.peer is None:
                 raise BadRequest("send `join` first")
-            await self._authorize(kind)
+            checked = await self._authorize(kind, message)
             if kind in BACKGROUND:
-                task = asyncio.ensure_future(self._answer(message_id, kind, message))
+                task = asyncio.ensure_future(self._answer(message_id, kind, message, checked))
                 self.background.add(task)
                 task.add_done_callback(self.background.discard)
                 return
-            await self._answer(message_id, kind, message)
+            await self._answer(message_id, kind, message, checked)
         except ProtocolError as exc:
             self._reply_error(message_id, exc)
 
-    async def _answer(self, message_id: object, kind: str, message: dict) -> None:
+    async def _answer(self, message_id: object, kind: str, message: dict,
+                      checked: dict | None = None) -> None:
         try:
-            result = await getattr(self, f"on_{kind}")(message)
+            result = await getattr(self, f"on_{kind}")(message, **(checked or {}))
         except ProtocolError as exc:
             self._reply_error(message_id, exc)
             return
@@ -178,10 +180,16 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             raise BadRequest("a message is a JSON object with a string `type`")
         return message
 
-    async def _authorize(self, kind: str) -> None:
-        """One Authorizer call per message, in one place (docs/protocol.md, "Roles")."""
+    async def _authorize(self, kind: str, message: dict) -> dict:
+        """One Authorizer call per message, in one place (docs/protocol.md, "Roles").
+
+        Returns what was checked beyond the type, for the handler method: the role of a
+        `function_call` depends on the element and function it calls.
+        """
+        function = self.room.kernel.called_function(message) if kind == "function_call" else None
         await authorize_message(self, self.role_watcher.user, kind, self.notebook_path,
-                                self.policy, current=self.role)
+                                self.policy, current=self.role, function=function)
+        return {"element": function[0]} if function is not None else {}
 
     # ---- one method per message type -------------------------------------------------------
 
@@ -244,6 +252,14 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     async def on_set_ui_value(self, message: dict) -> dict:
         await self.room.kernel.set_ui_value(self.peer.peer_id, message.get("object_id"),
                                             message.get("value"))
+        return {}
+
+    async def on_function_call(self, message: dict, element: str) -> dict:
+        await self.room.kernel.function_call(self.peer, message, element)
+        return {"function_call_id": message["function_call_id"]}
+
+    async def on_set_model_value(self, message: dict) -> dict:
+        await self.room.kernel.set_model_value(self.peer.peer_id, message)
         return {}
 
     async def on_interrupt(self, message: dict) -> dict:

@@ -101,7 +101,7 @@ def test_clear_and_death_reset_what_peers_see():
     assert o.stop_active() == ["a"]
     assert o.snapshot("dead")["outputs"]["a"]["status"] == "idle"
     assert o.clear() == ["a"]
-    assert o.snapshot("idle") == {"status": "idle", "outputs": {}, "ui_values": {}}
+    assert o.snapshot("idle") == {"status": "idle", "outputs": {}, "ui_values": {}, "models": {}}
 
 
 def test_kernel_environment_drops_the_servers_credentials():

@@ -108,6 +108,8 @@ def test_every_protocol_message_type_has_a_role():
         "interrupt",
         "restart_kernel",
         "stdin",
+        "set_model_value",
+        "function_call",  # read-only functions need only a viewer: tests/test_widget_calls.py
     }
     assert required_role("no_such_type") is None
 

@@ -53,6 +53,29 @@ ACTIONS: dict[str, Role] = {
     "interrupt": Role.RUNNER,
     "restart_kernel": Role.RUNNER,
     "stdin": Role.RUNNER,
+    "set_model_value": Role.RUNNER,
+    # Any other function runs code with effects; read-only queries need less (`required_role`).
+    "function_call": Role.RUNNER,
+}
+
+# Functions of marimo 0.25 UI elements (`Function(name=...)` in marimo/_plugins) that only read:
+# they change neither the notebook's values nor the element's value (no cell reruns), beyond
+# caches and the element's record of the last search (docs/protocol.md, "Read-only functions").
+# Keyed by the element's tag, so a same-named function of another element is never let through.
+# Left out on purpose: chatbot send_prompt / cancel_prompt / delete_* (change the history, run
+# the model), file-browser list_directory (lists the server's folders as the server's user),
+# form validate, lazy and download `load` (call the notebook author's code), panel send_to_widget.
+READ_ONLY_FUNCTIONS: dict[str, frozenset[str]] = {
+    "marimo-table": frozenset({
+        "search", "get_column_summaries", "get_row_ids", "calculate_top_k_rows",
+        "preview_column", "get_data_url", "download_as", "download_geojson",
+        "get_export_metadata", "get_size_bytes",
+    }),
+    "marimo-dataframe": frozenset({
+        "get_dataframe", "get_column_values", "search", "download_as", "download_geojson",
+        "get_export_metadata", "get_size_bytes",
+    }),
+    "marimo-chatbot": frozenset({"get_chat_history"}),
 }
 
 # The one Authorizer question behind each role (docs/protocol.md "Roles").
@@ -66,11 +89,15 @@ AUTHORIZER_CHECKS: dict[Role, tuple[str, str]] = {
 PATH_ATTRIBUTE = "marimo_collab_path"
 
 
-def required_role(message_type: str) -> Role | None:
+def required_role(message_type: str, function: tuple[str, str] | None = None) -> Role | None:
     """The least role a client message of this type needs.
 
+    `function` is (element tag, function name) of a `function_call`: read-only ones need a viewer.
     None for a type this table does not know: the caller answers `bad_request`.
     """
+    if (message_type == "function_call" and function is not None
+            and function[1] in READ_ONLY_FUNCTIONS.get(function[0], ())):
+        return Role.VIEWER
     return ACTIONS.get(message_type)
 
 
@@ -226,28 +253,32 @@ async def authorize_message(
     policy: RolePolicy,
     *,
     current: Role | None = None,
+    function: tuple[str, str] | None = None,
 ) -> Role:
     """Check one client message: one Authorizer call for its action, then the policy's cap.
 
     Returns the role the message needed; raises Forbidden (BadRequest for unknown types).
-    `current` is the connection's last resolved role, so a runner must also still be an editor.
+    `current` is the connection's last resolved role, so a runner must also still be an editor;
+    `function` is what a `function_call` calls (see `required_role`).
     """
-    needed = required_role(message_type)
+    needed = required_role(message_type, function)
     if needed is None:
         raise BadRequest(f"unknown message type {message_type!r}")
+    what = (f"call {function[1]!r} of a {function[0]}" if function is not None
+            else repr(message_type))
     if user is None:
         raise Forbidden("not authenticated")
     if current is not None and current < needed:
-        raise Forbidden(_refusal(message_type, needed, current))
+        raise Forbidden(_refusal(what, needed, current))
     action, resource = AUTHORIZER_CHECKS[needed]
     if not await is_authorized(handler, user, action, resource, path):
-        raise Forbidden(f"{message_type!r} needs {action} permission on {resource}")
+        raise Forbidden(f"{what} needs {action} permission on {resource}")
     cap = policy.cap(user.username, groups_of(user), owner=is_owner(handler, user, policy))
     if cap is None or cap < needed:
-        raise Forbidden(_refusal(message_type, needed, cap))
+        raise Forbidden(_refusal(what, needed, cap))
     return needed
 
 
-def _refusal(message_type: str, needed: Role, have: Role | None) -> str:
+def _refusal(what: str, needed: Role, have: Role | None) -> str:
     have_name = have.wire_name if have is not None else "no role"
-    return f"{have_name} may not {message_type!r}: it needs {needed.wire_name}"
+    return f"{have_name} may not {what}: it needs {needed.wire_name}"

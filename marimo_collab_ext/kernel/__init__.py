@@ -5,8 +5,10 @@ Only this package imports marimo internals (`marimo._*`); see adapter.py.
 
 from .model import (
     CellCode,
+    FunctionCall,
     KernelError,
     KernelStartError,
+    ModelWrite,
     NoPendingInput,
     UiBacklogFull,
     UnknownObject,
@@ -15,9 +17,11 @@ from .session import KernelSession
 
 __all__ = [
     "CellCode",
+    "FunctionCall",
     "KernelError",
     "KernelSession",
     "KernelStartError",
+    "ModelWrite",
     "NoPendingInput",
     "UiBacklogFull",
     "UnknownObject",

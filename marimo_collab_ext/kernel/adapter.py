@@ -6,6 +6,7 @@ Everything else in the project talks to marimo through this module only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import marimo
+import msgspec
 from marimo._ast.app_config import _AppConfig
 from marimo._ast.cell import CellConfig
 from marimo._config.config import MarimoConfig
@@ -29,11 +31,14 @@ from marimo._internal.commands import (
     EditCellsCommand,
     ExecuteCellCommand,
     ExecuteCellsCommand,
+    InvokeFunctionCommand,
+    ModelCommand,
+    ModelMessage,
     UpdateUIElementCommand,
 )
 from marimo._internal.ipc import KernelArgs, QueueManager
 
-from .model import CellCode, KernelStartError
+from .model import CellCode, FunctionCall, KernelStartError, ModelWrite
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +159,25 @@ def edit(
 def update_ui(values: dict[str, Any]) -> UpdateUIElementCommand:
     """Set UI elements' values, as browser interactions would."""
     return UpdateUIElementCommand(object_ids=list(values), values=list(values.values()))
+
+
+def invoke_function(call: FunctionCall) -> InvokeFunctionCommand:
+    """Call a function a UI element registered (table paging, search...).
+
+    The kernel answers with a `function-call-result` notification carrying `call.call_id`.
+    """
+    return InvokeFunctionCommand(function_call_id=call.call_id, namespace=call.namespace,
+                                 function_name=call.function_name, args=call.args)
+
+
+def model_message(write: ModelWrite) -> ModelCommand:
+    """A widget model update or custom message, as marimo's frontend posts it."""
+    if write.method == "update":
+        wire = {"method": "update", "state": write.state, "bufferPaths": write.buffer_paths}
+    else:
+        wire = {"method": "custom", "content": write.content}
+    return ModelCommand(model_id=write.model_id, message=msgspec.convert(wire, ModelMessage),
+                        buffers=[base64.b64decode(b) for b in write.buffers])
 
 
 def _kernel_args(
@@ -334,10 +358,10 @@ class KernelProcess:
     def send(self, command: Any) -> None:
         """Put one command on the queue marimo reads it from.
 
-        UI updates also go to the ui queue, which batches them (marimo routes so).
+        UI and model updates also go to the ui queue, which batches them (marimo routes so).
         """
         self._queues.control_queue.put(command)
-        if isinstance(command, UpdateUIElementCommand):
+        if isinstance(command, (UpdateUIElementCommand, ModelCommand)):
             self._queues.set_ui_element_queue.put(command)
 
     def send_input(self, text: str) -> None:

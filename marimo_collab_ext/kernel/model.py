@@ -62,3 +62,33 @@ class NoPendingInput(KernelError):
 
     Refused so that stray text never answers a later, unrelated prompt.
     """
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A peer's call of a function a UI element registered (a table's `search`, ...).
+
+    `namespace` is the element's object id; the kernel answers `function-call-result`
+    with `call_id`.
+    """
+
+    call_id: str
+    namespace: str
+    function_name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class ModelWrite:
+    """A peer's message to a widget model (anywidget), as marimo's frontend sends it.
+
+    `update` carries changed `state` and base64 `buffers` at `buffer_paths` inside it;
+    `custom` carries `content` (and `buffers`) for the widget's Python side only.
+    """
+
+    model_id: str
+    method: str  # "update" or "custom"
+    state: dict[str, Any] = field(default_factory=dict)
+    buffer_paths: list[list[str | int]] = field(default_factory=list)
+    buffers: list[str] = field(default_factory=list)
+    content: Any = None

@@ -60,6 +60,35 @@ def _ui_elements(output: dict[str, Any] | None) -> dict[str, tuple[str, str, Any
     return found
 
 
+def merge_model_state(state: dict[str, Any], buffers: dict[tuple, str],
+                      new_state: dict[str, Any], paths: list[list[str | int]],
+                      new_buffers: list[str]) -> None:
+    """Fold a model update into `state` and `buffers` (path -> base64), in place.
+
+    marimo's rule (ModelReplayState.apply_update): a key set anew drops the buffers under it.
+    """
+    for path in [p for p in buffers if p[0] in new_state]:
+        del buffers[path]
+    state.update(new_state)
+    for path, buffer in zip(paths, new_buffers, strict=False):
+        buffers[tuple(path)] = buffer
+
+
+@dataclass
+class _Model:
+    """A widget model's current state, folded from its open and updates (a late joiner's copy)."""
+
+    state: dict[str, Any]
+    buffers: dict[tuple, str]
+    esm_spec: Any = None
+
+    def as_open(self) -> dict[str, Any]:
+        """The model as one marimo `open` message, the way marimo replays models."""
+        return {"method": "open", "state": dict(self.state),
+                "buffer_paths": [list(p) for p in self.buffers],
+                "buffers": list(self.buffers.values()), "esm_spec": self.esm_spec}
+
+
 class _Shown(NamedTuple):
     """The instance of a UI element that the outputs show now."""
 
@@ -89,6 +118,7 @@ class KernelOutputs:
         self._cells: dict[str, _CellState] = {}
         self._ui_values: dict[str, Any] = {}
         self._ui_shown: dict[str, _Shown] = {}
+        self._models: dict[str, _Model] = {}
         self._code: dict[str, str] = {}
         self._ran_code: dict[str, str] = {}
         # Cells given new code since they last ran: marimo dropped their variables then,
@@ -113,11 +143,34 @@ class KernelOutputs:
             object_id = data.get("ui_element")
             if message.get("type") == "marimo-ui-value-update" and object_id in self._ui_shown:
                 self._ui_values[object_id] = message.get("value")
+        elif op == "model-lifecycle":
+            self._model_lifecycle(data)
         elif op == "interrupted":
             # An interrupted input() will never be answered (marimo does the same).
             while self.answer_stdin("") is not None:
                 pass
         return data
+
+    def _model_lifecycle(self, data: dict[str, Any]) -> None:
+        # As marimo's SessionView: open replaces, update merges, close drops, custom is ephemeral.
+        model_id, message = data.get("model_id"), data.get("message")
+        if not isinstance(model_id, str) or not isinstance(message, dict):
+            return
+        method = message.get("method")
+        state = message.get("state") if isinstance(message.get("state"), dict) else {}
+        paths = message.get("buffer_paths") or []
+        buffers = message.get("buffers") or []
+        if method == "open":
+            self._models[model_id] = _Model({}, {}, message.get("esm_spec"))
+            merge_model_state(self._models[model_id].state, self._models[model_id].buffers,
+                              state, paths, buffers)
+        elif method == "update" and model_id in self._models:
+            model = self._models[model_id]
+            merge_model_state(model.state, model.buffers, state, paths, buffers)
+            if message.get("esm_spec") is not None:
+                model.esm_spec = message["esm_spec"]
+        elif method == "close":
+            self._models.pop(model_id, None)
 
     def _placeholder(self, entry: dict[str, Any], size: int) -> dict[str, Any]:
         limit = self.max_output_bytes / 2**20
@@ -201,6 +254,23 @@ class KernelOutputs:
             raise UnknownObject(f"No UI element {object_id!r} in the current outputs")
         self._ui_values[object_id] = value
 
+    def element_tag(self, object_id: str) -> str | None:
+        """The tag (marimo-table, ...) of the UI element an output shows now; None if none."""
+        shown = self._ui_shown.get(object_id)
+        return shown.tag if shown is not None else None
+
+    def has_model(self, model_id: str) -> bool:
+        """Whether the kernel has a widget model open under this id."""
+        return model_id in self._models
+
+    def write_model(self, model_id: str, state: dict[str, Any], paths: list[list[str | int]],
+                    buffers: list[str]) -> None:
+        """Record a peer's model update: the kernel never echoes one (marimo's comm)."""
+        model = self._models.get(model_id)
+        if model is None:
+            raise UnknownObject(f"No widget model {model_id!r} is open")
+        merge_model_state(model.state, model.buffers, state, paths, buffers)
+
     def is_event(self, object_id: str) -> bool:
         """Whether each value of this element is an event (a button press) to keep apart."""
         shown = self._ui_shown.get(object_id)
@@ -283,6 +353,7 @@ class KernelOutputs:
         self._cells.clear()
         self._ui_values.clear()
         self._ui_shown.clear()
+        self._models.clear()
         self._ran_code.clear()
         self._registered_since_run.clear()
         return had
@@ -317,4 +388,5 @@ class KernelOutputs:
                 "stale_inputs": cell.stale_inputs,
                 "edited": edited,
             }
-        return {"status": status, "outputs": outputs, "ui_values": dict(self._ui_values)}
+        return {"status": status, "outputs": outputs, "ui_values": dict(self._ui_values),
+                "models": {m: model.as_open() for m, model in self._models.items()}}

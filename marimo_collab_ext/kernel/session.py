@@ -15,8 +15,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import adapter
-from .model import CellCode, KernelStartError, NoPendingInput, UiBacklogFull, UnknownObject
-from .outputs import KernelOutputs
+from .model import (
+    CellCode,
+    FunctionCall,
+    KernelError,
+    KernelStartError,
+    ModelWrite,
+    NoPendingInput,
+    UiBacklogFull,
+    UnknownObject,
+)
+from .outputs import KernelOutputs, merge_model_state
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +91,10 @@ class KernelSession:
         # one run with one completed-run, and our count of pending runs would drift.
         # Newer values wait here in batches, oldest first: a slider's newer value
         # replaces its older one in the last batch, but a button press is an event
-        # and starts a new batch rather than swallow the press before it.
+        # and starts a new batch rather than swallow the press before it. Widget model
+        # messages (ModelWrite) share this one slot: marimo merges those the same way.
         self._ui_in_flight = False
-        self._ui_held: collections.deque[dict[str, Any]] = collections.deque()
+        self._ui_held: collections.deque[dict[str, Any] | ModelWrite] = collections.deque()
         self.started_at: float | None = None
 
     @property
@@ -116,8 +126,8 @@ class KernelSession:
 
     def _refresh_activity(self) -> None:
         if self._status in ("ready", "idle", "busy"):
-            # Registering edits is bookkeeping: keystrokes must not flap the status.
-            waiting = any(kind != "edit" for kind in self._pending)
+            # Registering edits is bookkeeping and a function call a query: neither is a run.
+            waiting = any(kind not in ("edit", "call") for kind in self._pending)
             busy = waiting or bool(self._ui_held) or self._outputs.busy()
             self._set_status("busy" if busy else "idle")
 
@@ -155,9 +165,12 @@ class KernelSession:
         for cell_id in cell_ids:
             self._emit("cell-op", {"cell_id": cell_id, "status": "idle"})
 
-    def _send_ui(self, proc: adapter.KernelProcess, values: dict[str, Any]) -> None:
+    def _send_ui(self, proc: adapter.KernelProcess, held: dict[str, Any] | ModelWrite) -> None:
         self._ui_in_flight = True
-        self._send(proc, adapter.update_ui(values), "ui")
+        if isinstance(held, ModelWrite):
+            self._send(proc, adapter.model_message(held), "ui")
+        else:
+            self._send(proc, adapter.update_ui(held), "ui")
 
     def _forget_commands(self) -> None:
         self._pending.clear()
@@ -304,7 +317,7 @@ class KernelSession:
             raise UnknownObject(f"No UI element {object_id!r}: the kernel is not running")
         last = self._ui_held[-1] if self._ui_held else None
         in_new_batch = self._ui_in_flight and (
-            last is None or (object_id in last and self._outputs.is_event(object_id))
+            not isinstance(last, dict) or (object_id in last and self._outputs.is_event(object_id))
         )
         if in_new_batch and len(self._ui_held) >= MAX_HELD_UI_BATCHES:
             raise UiBacklogFull(f"{MAX_HELD_UI_BATCHES} UI events already wait for the kernel")
@@ -317,6 +330,50 @@ class KernelSession:
         batch = self._ui_held[-1]
         batch.pop(object_id, None)  # re-insert: last write goes last
         batch[object_id] = value
+
+    def element_tag(self, object_id: str) -> str | None:
+        """The tag (marimo-table, ...) of the UI element shown under this id; None if none."""
+        return self._outputs.element_tag(object_id)
+
+    async def function_call(self, call: FunctionCall, element: str) -> None:
+        """Call a function of the UI element `call.namespace`, which must still be an `element`.
+
+        Never starts a kernel (KernelError); UnknownObject when no output shows that element.
+        The answer is the kernel's `function-call-result` notification.
+        """
+        if self._proc is None:
+            raise KernelError("The kernel is not running")
+        if self._outputs.element_tag(call.namespace) != element:
+            raise UnknownObject(f"No {element} {call.namespace!r} in the current outputs")
+        self._send(self._proc, adapter.invoke_function(call), "call")
+
+    async def set_model_value(self, write: ModelWrite) -> None:
+        """Send a peer's widget model message; an update is kept for late joiners.
+
+        UnknownObject when no such model is open, UiBacklogFull past the backlog. Updates of
+        one model waiting together merge (marimo would merge them too); custom messages never.
+        """
+        if self._proc is None or not self._outputs.has_model(write.model_id):
+            raise UnknownObject(f"No widget model {write.model_id!r} is open")
+        last = self._ui_held[-1] if self._ui_held else None
+        merge = (self._ui_in_flight and isinstance(last, ModelWrite) and write.method == "update"
+                 and last.method == "update" and last.model_id == write.model_id)
+        if self._ui_in_flight and not merge and len(self._ui_held) >= MAX_HELD_UI_BATCHES:
+            raise UiBacklogFull(f"{MAX_HELD_UI_BATCHES} UI events already wait for the kernel")
+        if write.method == "update":
+            self._outputs.write_model(write.model_id, write.state, write.buffer_paths,
+                                      write.buffers)
+        if not self._ui_in_flight:
+            self._send_ui(self._proc, write)
+        elif merge:
+            buffers = dict(zip(map(tuple, last.buffer_paths), last.buffers, strict=True))
+            merge_model_state(last.state, buffers, write.state, write.buffer_paths,
+                              write.buffers)
+            last.buffer_paths, last.buffers = [list(p) for p in buffers], list(buffers.values())
+        else:
+            self._ui_held.append(ModelWrite(write.model_id, write.method, dict(write.state),
+                                            list(write.buffer_paths), list(write.buffers),
+                                            write.content))
 
     async def interrupt(self) -> None:
         """Interrupt the running cell (SIGINT to the kernel), like Ctrl+C."""

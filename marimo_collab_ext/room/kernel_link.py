@@ -5,13 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import NamedTuple
 
 from ..kernel import CellCode, KernelError, KernelSession, UiBacklogFull, UnknownObject
 from .errors import BadRequest, RateLimited, UnknownCell
 from .errors import KernelError as KernelErrorResponse
-from .room import Room
+from .presence import Connection, Peer
+from .room import Room, encode
+from .widget_requests import parse_function_call, parse_model_write
 
 log = logging.getLogger(__name__)
+
+# Function calls one connection may have waiting for their result (docs/protocol.md "Running").
+MAX_CALLS_IN_FLIGHT = 64
+
+
+class _Caller(NamedTuple):
+    """Who made a function call: its result goes to this connection only."""
+
+    peer_id: str
+    connection: Connection
 
 
 class KernelLink:
@@ -24,6 +37,7 @@ class KernelLink:
         self.session: KernelSession | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Task | None = None
+        self._calls: dict[str, _Caller] = {}  # function_call_id -> caller, until answered
         room.listeners.append(self._on_room_event)
 
     def _make_session(self) -> KernelSession:
@@ -35,9 +49,16 @@ class KernelLink:
             startup_timeout=self.settings.kernel_startup_timeout)
 
     def _relay(self, op: str, data: dict) -> None:
+        if op == "function-call-result":  # one peer's query: its answer is that peer's alone
+            caller = self._calls.pop(data.get("function_call_id"), None)
+            if caller is not None:
+                caller.connection.send(encode({"type": "kernel", "op": op, "data": data}))
+            return
         self.room.broadcast({"type": "kernel", "op": op, "data": data})
 
     def _announce(self, status: str, message: str | None) -> None:
+        if status in ("starting", "dead", "stopped"):
+            self._calls.clear()  # that kernel will answer none of them
         event = {"type": "kernel_status", "status": status}
         if message:
             event["message"] = message
@@ -56,7 +77,7 @@ class KernelLink:
 
     def snapshot(self) -> dict:
         if self.session is None:
-            return {"status": "none", "outputs": {}, "ui_values": {}}
+            return {"status": "none", "outputs": {}, "ui_values": {}, "models": {}}
         return self.session.snapshot()
 
     # ---- requests --------------------------------------------------------------------------
@@ -99,6 +120,62 @@ class KernelLink:
                                  "type": "marimo-ui-value-update", "value": value}}},
                             exclude=sender_peer_id)
 
+    def called_function(self, message: dict) -> tuple[str, str]:
+        """(element tag, function name) a `function_call` calls: what its role depends on.
+
+        BadRequest when malformed or no output shows the element; kernel_error with no kernel.
+        """
+        call = parse_function_call(message)
+        if not self.alive:
+            raise KernelErrorResponse("no kernel is running")
+        tag = self.session.element_tag(call.namespace)
+        if tag is None:
+            raise BadRequest(f"no UI element {call.namespace} in the current outputs")
+        return tag, call.function_name
+
+    async def function_call(self, peer: Peer, message: dict, element: str) -> None:
+        """Hand a function call to the kernel; its result will go to `peer` only.
+
+        `element` is the tag authorized for it: the call is refused if the element changed.
+        """
+        call = parse_function_call(message)
+        if call.call_id in self._calls:
+            raise BadRequest("that `function_call_id` is already waiting for its result")
+        if sum(c.connection is peer.connection for c in self._calls.values()) \
+                >= MAX_CALLS_IN_FLIGHT:
+            raise RateLimited(f"{MAX_CALLS_IN_FLIGHT} function calls already wait for results")
+        if not self.alive:
+            raise KernelErrorResponse("no kernel is running")
+        self._calls[call.call_id] = _Caller(peer.peer_id, peer.connection)
+        try:
+            await self.session.function_call(call, element)
+        except UnknownObject as exc:
+            self._calls.pop(call.call_id, None)
+            raise BadRequest(exc.reason) from None
+        except KernelError as exc:
+            self._calls.pop(call.call_id, None)
+            raise KernelErrorResponse(exc.reason) from None
+
+    async def set_model_value(self, sender_peer_id: str, message: dict) -> None:
+        """Send a widget model message to the kernel; echo an update to the other peers."""
+        write = parse_model_write(message)
+        if not self.alive:
+            raise BadRequest(f"no widget model {write.model_id}: the kernel is not running")
+        try:
+            await self.session.set_model_value(write)
+        except UnknownObject as exc:
+            raise BadRequest(exc.reason) from None
+        except UiBacklogFull as exc:
+            raise RateLimited(exc.reason) from None
+        except KernelError as exc:
+            raise KernelErrorResponse(exc.reason) from None
+        if write.method == "update":  # marimo echoes no client write: in its own form
+            self.room.broadcast({"type": "kernel", "op": "model-lifecycle", "data": {
+                "model_id": write.model_id, "message": {
+                    "method": "update", "state": write.state,
+                    "buffer_paths": write.buffer_paths, "buffers": write.buffers}}},
+                exclude=sender_peer_id)
+
     async def interrupt(self) -> None:
         if self.session is not None:
             await self.session.interrupt()
@@ -137,6 +214,7 @@ class KernelLink:
 
     def _on_room_event(self, event: str) -> None:
         if event == "peers":
+            self._forget_calls_of_departed()
             self._schedule_idle_stop()
         elif event in ("edited", "structure") and self.session is not None:
             # marimo shows edited, not-yet-run cells as stale; deleted cells leave the graph
@@ -150,6 +228,13 @@ class KernelLink:
                 await self.session.sync_cells(self.cells())
             except KernelError:
                 log.debug("kernel sync failed for %s", self.room.path)
+
+    def _forget_calls_of_departed(self) -> None:
+        peers = self.room.presence.peers
+        for call_id, caller in list(self._calls.items()):
+            peer = peers.get(caller.peer_id)
+            if peer is None or peer.connection is not caller.connection:
+                del self._calls[call_id]
 
     def _schedule_idle_stop(self) -> None:
         if self._idle_timer is not None:
