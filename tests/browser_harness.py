@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Frame, Locator, Page, async_playwright
 
 from .servers import ServerProcess
 
@@ -78,3 +80,63 @@ async def cell_text(page: Page, cell_id: str) -> str:
 async def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+# Text of a cell's output box in the output frame, through marimo's shadow roots (its
+# elements render in them), without their copied style sheets.
+OUTPUT_TEXT = """id => {
+    const box = document.querySelector(`[data-mc-output="${CSS.escape(id)}"]`);
+    if (!box) return null;
+    const parts = [];
+    const walk = node => {
+        if (node.nodeType === Node.TEXT_NODE) { parts.push(node.textContent); return; }
+        if (node.nodeName === 'STYLE' || node.nodeName === 'SCRIPT') return;
+        if (node.shadowRoot) walk(node.shadowRoot);
+        node.childNodes.forEach(walk);
+    };
+    walk(box);
+    return parts.join(' ').replace(/\\s+/g, ' ');
+}"""
+
+
+async def output_frame(page: Page, timeout: float = 60) -> Frame:
+    """The notebook's output frame, once marimo's app in it renders (its boxes exist)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        element = await page.query_selector("iframe.jp-MarimoCollab-outputFrame")
+        frame = await element.content_frame() if element else None
+        if frame is not None:
+            try:
+                if await frame.evaluate("() => !!document.getElementById('mc-outputs')"):
+                    return frame
+            except PlaywrightError:
+                pass  # reloading
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("no output frame")
+        await asyncio.sleep(0.2)
+
+
+def output_box(frame: Frame, cell_id: str) -> Locator:
+    """The element holding a cell's output in the output frame (docs/widgets.md)."""
+    return frame.locator(f'[data-mc-output="{cell_id}"]')
+
+
+async def output_text(page: Page, cell_id: str, needle: str, timeout: float = 60) -> str:
+    """The cell's output (marimo's rendering in the frame) and console, once it has `needle`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen = None
+    while True:
+        try:
+            left = deadline - asyncio.get_running_loop().time()
+            frame = await output_frame(page, timeout=max(1.0, left))
+            shown = await frame.evaluate(OUTPUT_TEXT, cell_id) or ""
+            console = page.locator(f'[data-cell-id="{cell_id}"] .jp-MarimoCollab-console')
+            text = f"{shown}\n{await console.inner_text() if await console.count() else ''}"
+            if needle in text:
+                return text
+            seen = text[-300:]
+        except PlaywrightError as error:
+            seen = str(error)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no output with {needle!r} in cell {cell_id}; it shows {seen!r}")
+        await asyncio.sleep(0.3)

@@ -1,22 +1,33 @@
 """Interactive marimo UI elements in real browsers: one runner moves a control, everyone follows.
 
-The controls run inside each output's sandboxed frame (labextension/src/widgets); these
-tests drive them through Playwright's frame API and check that the kernel recomputed the
-dependent cells (so each value's encoding is what marimo expects) on another person's page.
+The controls are marimo's own components, rendered by marimo's frontend in the notebook's
+sandboxed output frame (docs/widgets.md); these tests drive them as a person would, through
+Playwright's frame API (its locators reach into marimo's shadow roots), and check that the
+kernel recomputed the dependent cells on another person's page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import textwrap
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Frame, Locator, Page
+from playwright.async_api import Locator, Page
 
-from .browser_harness import cell_ids, chromium, notebook_url, open_notebook, screenshot, start_lab
-from .test_browser_outputs import frame_text
+from .browser_harness import (
+    cell_ids,
+    chromium,
+    notebook_url,
+    open_notebook,
+    output_box,
+    output_frame,
+    output_text,
+    screenshot,
+    start_lab,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -121,24 +132,32 @@ async def click_in_frame(target: Locator) -> None:
     raise AssertionError("Chromium gave five clicks in a row to the page, not the frame")
 
 
-async def widget_frame(page: Page, cell_id: str, timeout: float = 60) -> Frame:
-    """The cell's output frame once its widget runtime has upgraded the controls."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        for frame in page.frames:
-            if frame.parent_frame is None:
-                continue
-            try:
-                element = await frame.frame_element()
-                owner = await element.evaluate("e => e.closest('[data-cell-id]')?.dataset.cellId")
-                ready = await frame.evaluate("() => document.body?.dataset.widgets")
-            except PlaywrightError:
-                continue
-            if owner == cell_id and ready and await element.is_visible():
-                return frame
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no widget frame in cell {cell_id}")
-        await asyncio.sleep(0.3)
+async def widget_box(page: Page, cell_id: str, timeout: float = 60) -> Locator:
+    """The cell's output box in the output frame, once marimo upgraded its first element."""
+    box = output_box(await output_frame(page, timeout), cell_id)
+    await box.locator("marimo-ui-element").first.wait_for(state="attached", timeout=timeout * 1000)
+    return box
+
+
+async def slide_to(slider: Locator, target: int) -> None:
+    """Move a marimo slider (a slider role) with the keyboard, as a person can."""
+    await slider.focus()
+    for _ in range(100):
+        now = int(float(await slider.get_attribute("aria-valuenow")))
+        if now == target:
+            return
+        await slider.press("ArrowRight" if now < target else "ArrowLeft")
+    raise AssertionError(f"the slider did not reach {target}")
+
+
+async def slider_value(slider: Locator) -> str:
+    return str(int(float(await slider.get_attribute("aria-valuenow"))))
+
+
+async def is_locked(control: Locator) -> bool:
+    """Disabled the way marimo's components say it (native, ARIA or Radix's data-disabled)."""
+    return (await control.is_disabled() or await control.get_attribute("aria-disabled") == "true"
+            or await control.get_attribute("data-disabled") is not None)
 
 
 async def run_all(page: Page) -> None:
@@ -168,7 +187,7 @@ async def demo_run_by_rita(browser, lab) -> tuple[Page, Page, str, str]:
     slider_cell, sum_cell = cells[2], cells[4]
     await run_all(rita)
     for page in (rita, eddie):
-        assert "55" in await frame_text(page, sum_cell, "55")
+        assert "55" in await output_text(page, sum_cell, "55")
     return rita, eddie, slider_cell, sum_cell
 
 
@@ -176,22 +195,22 @@ async def test_slider_moves_for_everyone_and_the_sum_recomputes(lab):
     async with chromium() as browser:
         rita, eddie, slider_cell, sum_cell = await demo_run_by_rita(browser, lab)
 
-        slider = (await widget_frame(rita, slider_cell)).locator('input[type="range"]')
-        assert await slider.is_enabled()
-        await slider.fill("9")  # 1 + 4 + ... + 81
+        slider = (await widget_box(rita, slider_cell)).get_by_role("slider")
+        assert not await is_locked(slider)
+        await slide_to(slider, 9)  # 1 + 4 + ... + 81
 
         for page in (eddie, rita):
-            assert "285" in await frame_text(page, sum_cell, "285")
-        theirs = (await widget_frame(eddie, slider_cell)).locator('input[type="range"]')
-        await eventually(theirs.input_value, "9")
-        assert await theirs.is_disabled()  # an editor sees values but cannot set them
+            assert "285" in await output_text(page, sum_cell, "285")
+        theirs = (await widget_box(eddie, slider_cell)).get_by_role("slider")
+        await eventually(lambda: slider_value(theirs), "9")
+        assert await is_locked(theirs)  # an editor sees values but cannot set them
 
         # Someone arriving later gets the value from the join snapshot, read-only.
         vera = await open_notebook(browser, lab, "vera")
-        assert "285" in await frame_text(vera, sum_cell, "285")
-        hers = (await widget_frame(vera, slider_cell)).locator('input[type="range"]')
-        await eventually(hers.input_value, "9")
-        assert await hers.is_disabled()
+        assert "285" in await output_text(vera, sum_cell, "285")
+        hers = (await widget_box(vera, slider_cell)).get_by_role("slider")
+        await eventually(lambda: slider_value(hers), "9")
+        assert await is_locked(hers)
         await screenshot(rita, "widgets-slider-runner")
         await screenshot(vera, "widgets-slider-viewer")
 
@@ -200,17 +219,17 @@ async def test_rerunning_the_slider_cell_resets_it_for_everyone(lab):
     """A rerun re-creates the element (new random-id): its initial value, not a stored one."""
     async with chromium() as browser:
         rita, eddie, slider_cell, sum_cell = await demo_run_by_rita(browser, lab)
-        await (await widget_frame(rita, slider_cell)).locator('input[type="range"]').fill("9")
-        assert "285" in await frame_text(eddie, sum_cell, "285")
+        await slide_to((await widget_box(rita, slider_cell)).get_by_role("slider"), 9)
+        assert "285" in await output_text(eddie, sum_cell, "285")
         await rita.locator(f'[data-cell-id="{slider_cell}"] [data-action="run"]').click()
         for page in (eddie, rita):
-            assert "55" in await frame_text(page, sum_cell, "55")
-            slider = (await widget_frame(page, slider_cell)).locator('input[type="range"]')
-            await eventually(slider.input_value, "5")
+            assert "55" in await output_text(page, sum_cell, "55")
+            slider = (await widget_box(page, slider_cell)).get_by_role("slider")
+            await eventually(functools.partial(slider_value, slider), "5")
         # A page opened now gets the kernel's value, not the one set before the rerun.
         vera = await open_notebook(browser, lab, "vera")
-        slider = (await widget_frame(vera, slider_cell)).locator('input[type="range"]')
-        await eventually(slider.input_value, "5")
+        slider = (await widget_box(vera, slider_cell)).get_by_role("slider")
+        await eventually(lambda: slider_value(slider), "5")
 
 
 async def test_a_viewers_frame_cannot_set_a_value(lab):
@@ -220,15 +239,17 @@ async def test_a_viewers_frame_cannot_set_a_value(lab):
         vera = await open_notebook(browser, lab, "vera")
         cells = await cell_ids(rita)
         await run_all(rita)
-        assert "55" in await frame_text(vera, cells[4], "55")
-        frame = await widget_frame(vera, cells[2])
+        assert "55" in await output_text(vera, cells[4], "55")
+        await widget_box(vera, cells[2])
+        frame = await output_frame(vera)
         await frame.evaluate("""() => {
-            const host = document.querySelector('marimo-ui-element');
-            parent.postMessage({type: 'marimo-collab:set-ui-value',
-                                objectId: host.getAttribute('object-id'), value: 3}, '*');
+            const host = document.querySelector('marimo-mime-renderer').shadowRoot
+                .querySelector('marimo-ui-element');
+            parent.postMessage({type: 'mc:set-ui-values',
+                                objectIds: [host.getAttribute('object-id')], values: [3]}, '*');
         }""")
         await asyncio.sleep(2)
-        assert "14" not in await frame_text(rita, cells[4], "55")  # 1 + 4 + 9 never computed
+        assert "14" not in await output_text(rita, cells[4], "55")  # 1 + 4 + 9 never computed
 
 
 async def widgets_run_by_rita(browser, lab) -> tuple[Page, Page, list[str]]:
@@ -237,76 +258,89 @@ async def widgets_run_by_rita(browser, lab) -> tuple[Page, Page, list[str]]:
     eddie = await open_path(browser, lab, "eddie", "widgets.py")
     cells = await cell_ids(rita)
     await run_all(rita)
-    assert "button=0" in await frame_text(eddie, cells[2], "button=0")
+    assert "button=0" in await output_text(eddie, cells[2], "button=0")
     return rita, eddie, cells
 
 
-# Records the height each output frame of a cell starts at when it replaces another.
-WATCH_FRAME_STARTS = """cellId => {
-    const area = document.querySelector(`[data-cell-id="${cellId}"] .jp-MarimoCollab-output`);
-    window.frameStarts = [];
-    new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(node => {
-        if (node.tagName === 'IFRAME') window.frameStarts.push(node.style.height);
-    }))).observe(area, {childList: true});
+# Records every height a cell's output slot takes (the frame's box for it lies over it).
+WATCH_SLOT_HEIGHTS = """cellId => {
+    const slot = document.querySelector(`[data-cell-id="${cellId}"] .jp-MarimoCollab-output`);
+    window.slotHeights = [];
+    new ResizeObserver(() => window.slotHeights.push(slot.offsetHeight)).observe(slot);
 }"""
 
 
 async def test_rapid_presses_all_count_and_the_notebook_holds_still(lab):
     """Five quick presses are five on_click calls, though the kernel is busy with the first.
 
-    Each press reruns the last cell; its new output frame starts at the old one's
-    height, so the page does not collapse and jump under the pointer between presses.
+    Each press reruns the last cell; its output keeps its place while it is recomputed, so
+    the page does not collapse and jump under the pointer between presses.
     """
     async with chromium() as browser:
         rita, eddie, cells = await widgets_run_by_rita(browser, lab)
-        await rita.evaluate(WATCH_FRAME_STARTS, cells[2])
-        frame = await widget_frame(rita, cells[1])
+        await rita.evaluate(WATCH_SLOT_HEIGHTS, cells[2])
+        box = await widget_box(rita, cells[1])
         for _ in range(5):
-            await click_in_frame(frame.get_by_role("button", name="press", exact=True))
+            await click_in_frame(box.get_by_role("button", name="press", exact=True))
         for page in (rita, eddie):
-            assert "button=5" in await frame_text(page, cells[2], "button=5")
-        starts = await rita.evaluate("window.frameStarts")
-        assert starts and "0px" not in starts, starts
+            assert "button=5" in await output_text(page, cells[2], "button=5")
+        heights = await rita.evaluate("window.slotHeights")
+        assert heights and 0 not in heights, heights
 
 
-# How to drive each kind in its frame: (frame, the widget's label, the value to give).
-async def _fill(frame: Frame, label: str, value: str) -> None:
-    field = frame.get_by_label(label, exact=True)
+# How to drive each kind in the cell's output box: (box, the widget's label, the value to give).
+async def _fill(box: Locator, label: str, value: str) -> None:
+    field = box.get_by_label(label, exact=True)
     await field.fill(value)
     await field.blur()  # a change event, as when the user leaves the field
 
 
-async def _check(frame: Frame, label: str, value: str) -> None:
-    await click_in_frame(frame.get_by_label(label, exact=True))
+async def _check(box: Locator, label: str, value: str) -> None:
+    await click_in_frame(box.get_by_label(label, exact=True))
 
 
-async def _select(frame: Frame, label: str, value: str) -> None:
-    await frame.get_by_label(label, exact=True).select_option(label=value.split(","))
+async def _select(box: Locator, label: str, value: str) -> None:
+    await box.get_by_label(label, exact=True).select_option(label=value)
 
 
-async def _radio(frame: Frame, label: str, value: str) -> None:
-    choice = frame.get_by_role("radio", name=value, exact=True)
+async def _multiselect(box: Locator, label: str, value: str) -> None:
+    await click_in_frame(box.get_by_role("button", name="Select...", exact=True))
+    options = box.page.frame_locator("iframe.jp-MarimoCollab-outputFrame")
+    for choice in value.split(","):
+        await click_in_frame(options.get_by_role("option", name=choice, exact=True))
+    await box.page.keyboard.press("Escape")
+
+
+async def _radio(box: Locator, label: str, value: str) -> None:
+    choice = box.get_by_role("radio", name=value, exact=True)
     await click_in_frame(choice)
-    assert await choice.is_checked()
+    assert await choice.get_attribute("aria-checked") == "true"
 
 
-async def _press(frame: Frame, label: str, value: str) -> None:
+async def _press(box: Locator, label: str, value: str) -> None:
     # As fast as a person double-clicks: each press must still count.
     for _ in range(int(value)):
-        await click_in_frame(frame.get_by_role("button", name=label, exact=True))
+        await click_in_frame(box.get_by_role("button", name=label, exact=True))
 
 
-async def _range(frame: Frame, label: str, value: str) -> None:
+async def _range(box: Locator, label: str, value: str) -> None:
     lo, hi = value.split(",")
-    await frame.get_by_label(f"{label} end", exact=True).fill(hi)
-    await frame.get_by_label(f"{label} start", exact=True).fill(lo)
+    await slide_to(box.get_by_role("slider", name="Maximum"), int(hi))
+    await slide_to(box.get_by_role("slider", name="Minimum"), int(lo))
 
 
-async def _row(frame: Frame, label: str, value: str) -> None:
+async def _date(box: Locator, label: str, value: str) -> None:
+    year, month, day = value.split("-")
+    await click_in_frame(box.locator('[role="spinbutton"][aria-label^="month"]'))
+    await box.page.keyboard.type(f"{int(month)}{int(day)}{year}")
+    await box.page.keyboard.press("Tab")
+
+
+async def _row(box: Locator, label: str, value: str) -> None:
     for index in value.split(","):
-        row = frame.get_by_label(f"{label} select row {index}", exact=True)
+        row = box.get_by_role("checkbox", name="Select row").nth(int(index))
         await click_in_frame(row)
-        assert await row.is_checked()
+        assert await row.get_attribute("aria-checked") == "true"
 
 
 CASES = {
@@ -317,11 +351,11 @@ CASES = {
     "switch": (_check, "switch", "", "switch=True"),
     "dropdown": (_select, "drop", "blue", "drop=blue"),
     "radio": (_radio, "radio", "y", "radio=y"),
-    "multiselect": (_select, "multi", "a,c", "multi=['a', 'c']"),
+    "multiselect": (_multiselect, "multi", "a,c", "multi=['a', 'c']"),
     "button": (_press, "press", "2", "button=2"),
     "run_button": (_press, "go", "1", "run=True"),
     "range_slider": (_range, "rng", "3,8", "rng=[3, 8]"),
-    "date": (_fill, "day", "2025-03-04", "day=2025-03-04"),
+    "date": (_date, "day", "2025-03-04", "day=2025-03-04"),
     "table": (_row, "table", "0,2", "table=['ann', 'cy']"),
 }
 
@@ -331,8 +365,8 @@ async def test_each_widget_kind_reaches_the_kernel_and_the_other_page(lab, kind)
     drive, label, value, shown = CASES[kind]
     async with chromium() as browser:
         rita, eddie, cells = await widgets_run_by_rita(browser, lab)
-        await drive(await widget_frame(rita, cells[1]), label, value)
-        assert shown in await frame_text(eddie, cells[2], shown)
-        assert shown in await frame_text(rita, cells[2], shown)
+        await drive(await widget_box(rita, cells[1]), label, value)
+        assert shown in await output_text(eddie, cells[2], shown)
+        assert shown in await output_text(rita, cells[2], shown)
         if kind in ("number", "checkbox", "dropdown", "range_slider", "table"):
             await screenshot(eddie, f"widgets-{kind}")

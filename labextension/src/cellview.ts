@@ -3,6 +3,7 @@
  * collaborative editor, and the output area.
  */
 import {
+  codeIcon,
   deleteIcon,
   editIcon,
   LabIcon,
@@ -14,6 +15,7 @@ import {
 import { CellEditor } from './cells';
 import { CellOutputArea } from './outputs';
 import { Role } from './protocol';
+import { OutputFrame } from './widgets/bridge';
 
 /** What the cell's buttons and keys ask the notebook to do. */
 export interface CellActions {
@@ -27,13 +29,15 @@ export interface CellActions {
 
 export class CellView {
   readonly node: HTMLElement;
-  readonly outputs = new CellOutputArea();
+  readonly outputs: CellOutputArea;
 
   constructor(
     readonly editor: CellEditor,
-    private readonly _actions: CellActions
+    private readonly _actions: CellActions,
+    frame: OutputFrame
   ) {
     const id = editor.cellId;
+    this.outputs = new CellOutputArea(id, frame);
     this.node = document.createElement('div');
     this.node.className = 'jp-MarimoCollab-cell';
     this.node.dataset.cellId = id;
@@ -56,13 +60,18 @@ export class CellView {
     ];
     const spacer = document.createElement('span');
     spacer.className = 'jp-MarimoCollab-spacer';
-    header.append(this._name, spacer, this._run, ...this._editButtons);
+    this._showCode = this._button(codeIcon, 'Show or hide the code', 'toggle-code', () =>
+      this._toggleCode()
+    );
+    header.append(this._name, spacer, this._showCode, this._run, ...this._editButtons);
 
     const body = document.createElement('div');
     body.className = 'jp-MarimoCollab-cellEditor';
     body.appendChild(editor.view.dom);
-    this.node.append(header, body, this.outputs.node);
+    // As in marimo: the output above the code, the console below it.
+    this.node.append(this.outputs.node, header, body, this.outputs.console);
 
+    this._render();
     editor.view.contentDOM.addEventListener('focus', () =>
       this.node.classList.add('jp-mod-editing')
     );
@@ -91,6 +100,31 @@ export class CellView {
     }
   }
 
+  /**
+   * Code hidden (marimo's `hide_code`, and markdown cells): collapsed until
+   * this person opens it; opening it is theirs alone.
+   */
+  setCodeHidden(hidden: boolean): void {
+    this._codeHidden = hidden;
+    this._render();
+  }
+
+  private _toggleCode(): void {
+    this._codeShown = !this._codeShown;
+    this._render();
+    if (this._codeShown) {
+      this.editor.focus();
+    }
+  }
+
+  private _render(): void {
+    const collapsed = this._codeHidden && !this._codeShown;
+    this.node.classList.toggle('jp-mod-codeHidden', collapsed);
+    this.node.dataset.codeHidden = String(collapsed);
+    this._showCode.hidden = !this._codeHidden;
+    this._showCode.classList.toggle('jp-mod-active', this._codeShown);
+  }
+
   setActive(active: boolean): void {
     this.node.classList.toggle('jp-mod-active', active);
   }
@@ -110,6 +144,9 @@ export class CellView {
     if (event.key === 'Enter' && event.shiftKey) {
       this._actions.run(id, true);
     } else if (event.key === 'Enter') {
+      if (this._codeHidden && !this._codeShown) {
+        this._toggleCode();
+      }
       this.editor.focus();
     } else if (event.key === 'ArrowUp' || event.key === 'k') {
       this._actions.select(id, -1);
@@ -146,4 +183,7 @@ export class CellView {
   private _name: HTMLElement;
   private _run: HTMLButtonElement;
   private _editButtons: HTMLButtonElement[];
+  private _showCode: HTMLButtonElement;
+  private _codeHidden = false;
+  private _codeShown = false;
 }

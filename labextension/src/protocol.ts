@@ -71,6 +71,8 @@ export interface KernelSnapshot {
   status: string;
   outputs?: Record<string, CellOutputState>;
   ui_values?: Record<string, unknown>;
+  /** anywidget models: model id → marimo's `model-lifecycle` open message data. */
+  models?: Record<string, Record<string, unknown>>;
 }
 
 export interface JoinResult {

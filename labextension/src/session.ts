@@ -33,7 +33,7 @@ import {
 import { offerUnsentText, UnsentText } from './recovery';
 import { NotebookStatus } from './status';
 import { NotebookStructure } from './structure';
-import { WidgetBridge } from './widgets/bridge';
+import { OutputFrame } from './widgets/bridge';
 
 export interface SessionOptions {
   /** The notebook path relative to the server root. */
@@ -54,6 +54,39 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   /** This client's peer id for the whole session (kept across reconnects). */
   readonly peerId: string = crypto.randomUUID();
   readonly presence = new PresenceModel();
+  /** marimo's own frontend renders every output here; its requests become ours. */
+  readonly outputFrame = new OutputFrame({
+    role: () => this.role,
+    setUiValue: (objectId, value) =>
+      void this._request(
+        { type: 'set_ui_value', object_id: objectId, value },
+        'Setting a UI value failed'
+      ),
+    functionCall: async call => {
+      try {
+        await this._connection.request({
+          type: 'function_call',
+          function_call_id: call.functionCallId,
+          namespace: call.namespace,
+          function_name: call.functionName,
+          args: call.args
+        });
+        return null;
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    },
+    setModelValue: update =>
+      void this._request(
+        {
+          type: 'set_model_value',
+          model_id: update.modelId,
+          message: update.message,
+          buffers: update.buffers
+        },
+        'Updating a widget failed'
+      )
+  });
 
   constructor(private readonly _options: SessionOptions) {
     this._connection = _options.connection;
@@ -97,6 +130,16 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     return this._joined;
   }
 
+  /** Whether a cell's code starts collapsed: marimo's `hide_code`, or a markdown cell. */
+  codeHidden(cellId: string): boolean {
+    const config = this._structure?.meta.get(cellId)?.config as { hide_code?: unknown } | undefined;
+    if (config?.hide_code === true) {
+      return true;
+    }
+    const code = this._views.get(cellId)?.editor.view.state.doc.toString() ?? '';
+    return /^\s*mo\.md\(/.test(code);
+  }
+
   /** Cells were added, removed, moved or renamed; or a fresh join. */
   get layoutChanged(): ISignal<this, void> {
     return this._layoutChanged;
@@ -116,7 +159,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     }
     this._disposed = true;
     this._connection.dispose();
-    this._widgets.dispose();
+    this.outputFrame.dispose();
     this._views.forEach(view => view.dispose());
     this._views.clear();
     Signal.clearData(this);
@@ -239,8 +282,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       language: this._language,
       extra: remoteCursors()
     });
-    const view = new CellView(editor, this);
-    view.outputs.useWidgets(this._widgets);
+    const view = new CellView(editor, this, this.outputFrame);
     view.setRole(this.role);
     editor.view.contentDOM.addEventListener('focus', () => this._setActive(cellId));
     this._views.set(cellId, view);
@@ -250,6 +292,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   private _removeCell(cellId: string): void {
     this._views.get(cellId)?.dispose();
     this._views.delete(cellId);
+    this.outputFrame.removeCell(cellId);
     if (this._activeCell === cellId) {
       this._activeCell = null;
     }
@@ -305,7 +348,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         if (event.status === 'starting') {
           // A (re)started kernel has none of the old results.
           this._views.forEach(view => view.outputs.clear());
-          this._widgets.applySnapshot({});
+          this.outputFrame.applySnapshot({});
         }
         this._setStatus({ kernel: event.status, kernelDetail: event.message ?? '' });
         break;
@@ -349,14 +392,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   private _onKernel(op: string, data: Record<string, unknown>): void {
     if (op === 'cell-op' && typeof data.cell_id === 'string') {
       this._views.get(data.cell_id)?.outputs.apply(data);
-    } else if (op === 'send-ui-element-message' && typeof data.ui_element === 'string') {
-      // Another peer moved a control (the server echoes it in marimo's form).
-      const message = data.message as { type?: unknown; value?: unknown } | undefined;
-      if (message?.type === 'marimo-ui-value-update' && message.value !== undefined) {
-        this._widgets.applyRemote(data.ui_element, message.value);
-      }
+    } else {
+      // UI values, function results, widget models: marimo's app in the frame needs them.
+      this.outputFrame.kernel(op, data);
     }
-    // Other marimo notifications (variables, ...) are not shown.
   }
 
   private _applyKernelSnapshot(kernel: KernelSnapshot | undefined): void {
@@ -364,7 +403,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     for (const [cellId, state] of Object.entries(kernel?.outputs ?? {})) {
       this._views.get(cellId)?.outputs.apply(state);
     }
-    this._widgets.applySnapshot(kernel?.ui_values ?? {});
+    this.outputFrame.applySnapshot(kernel?.ui_values ?? {}, kernel?.models ?? {});
   }
 
   private _onConnectionStatus(): void {
@@ -431,7 +470,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
 
   private _applyRole(): void {
     this._views.forEach(view => view.setRole(this.role));
-    this._widgets.roleChanged();
+    this.outputFrame.roleChanged();
   }
 
   // ---- CellHost: what editors ask of the room ----------------------------------
@@ -512,9 +551,9 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     void this._runCells([cellId]);
   }
 
-  /** The JupyterLab theme changed: output frames take their colours at render time. */
+  /** The JupyterLab theme changed: marimo's app takes its theme when it starts. */
   rerenderOutputs(): void {
-    this._views.forEach(view => view.outputs.rerender());
+    this.outputFrame.reload();
   }
 
   runAll(): void {
@@ -705,15 +744,6 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   }
 
   private readonly _connection: NotebookConnection;
-  /** UI values between output frames and the room (runners set them). */
-  private readonly _widgets = new WidgetBridge({
-    canSet: () => this.role === 'runner',
-    send: (objectId, value) =>
-      void this._request(
-        { type: 'set_ui_value', object_id: objectId, value },
-        'Setting a UI value failed'
-      )
-  });
   private _language: Extension = [];
   private _views = new Map<string, CellView>();
   private _structure: NotebookStructure | null = null;

@@ -27,6 +27,7 @@ import { marimoCollabIcon } from './icon';
 import { isMarimoNotebook } from './notebookfile';
 import { AvatarBar } from './presence';
 import { NotebookSession } from './session';
+import { LayoutEntry } from './widgets/bridge';
 import { shareWithUser } from './sharing';
 import { NotebookStatus, StatusLine } from './status';
 
@@ -60,14 +61,57 @@ export class NotebookPanel extends Widget {
     this._addButton.textContent = '+ Add cell';
     this._addButton.dataset.action = 'add-cell';
     this._addButton.onclick = () => void session.addCellAtEnd();
-    this.node.append(this._problem, this._cells, this._addButton);
+    // The output frame lies under the cells; each cell's output slot lets the
+    // pointer through to the frame's box for it (docs/widgets.md, "Layout").
+    const body = document.createElement('div');
+    body.className = 'jp-MarimoCollab-body';
+    this._frame = session.outputFrame.node;
+    body.append(this._frame, this._cells);
+    this.node.append(this._problem, body, this._addButton);
     session.layoutChanged.connect(this._arrange, this);
     session.statusChanged.connect((_, status) => this._onStatus(status), this);
+    session.outputFrame.sizesChanged.connect((_, sizes) => this._onOutputSizes(sizes), this);
+    this._resizes.observe(this._cells);
   }
 
   override dispose(): void {
+    this._resizes.disconnect();
+    cancelAnimationFrame(this._layoutRequest);
     this.session.dispose();
     super.dispose();
+  }
+
+  /** marimo rendered outputs at these heights: the slots follow, the layout moves. */
+  private _onOutputSizes(sizes: Map<string, number>): void {
+    for (const view of this.session.cells) {
+      const height = sizes.get(view.cellId);
+      if (height !== undefined) {
+        view.outputs.setHeight(height);
+      }
+    }
+    this._scheduleLayout();
+  }
+
+  private _scheduleLayout(): void {
+    if (!this._layoutRequest) {
+      this._layoutRequest = requestAnimationFrame(() => {
+        this._layoutRequest = 0;
+        this._placeOutputs();
+      });
+    }
+  }
+
+  /** Tell the frame where each cell's slot is; size the frame to the cells. */
+  private _placeOutputs(): void {
+    const origin = this._cells.getBoundingClientRect();
+    const views = this.session.cells;
+    const entries: LayoutEntry[] = views.map(view => {
+      const slot = view.outputs.slot.getBoundingClientRect();
+      return [view.cellId, Math.round(slot.top - origin.top), slot.width > 0];
+    });
+    const width = views.length ? views[0].outputs.slot.clientWidth : this._cells.clientWidth;
+    this._frame.style.height = `${Math.ceil(origin.height)}px`;
+    this.session.outputFrame.layout(entries, width);
   }
 
   /** Mirror the session's cell order in the DOM, moving nodes, not rebuilding them. */
@@ -75,6 +119,8 @@ export class NotebookPanel extends Widget {
     const views = this.session.cells;
     views.forEach((view, index) => {
       view.setName(this.session.cellName(view.cellId), index + 1);
+      view.setCodeHidden(this.session.codeHidden(view.cellId));
+      this._resizes.observe(view.node);
       if (this._cells.children[index] !== view.node) {
         this._cells.insertBefore(view.node, this._cells.children[index] ?? null);
       }
@@ -82,6 +128,7 @@ export class NotebookPanel extends Widget {
     while (this._cells.children.length > views.length) {
       this._cells.lastElementChild!.remove();
     }
+    this._scheduleLayout();
   }
 
   private _onStatus(status: NotebookStatus): void {
@@ -94,7 +141,10 @@ export class NotebookPanel extends Widget {
 
   private _problem: HTMLElement;
   private _cells: HTMLElement;
+  private _frame: HTMLIFrameElement;
   private _addButton: HTMLButtonElement;
+  private _layoutRequest = 0;
+  private _resizes = new ResizeObserver(() => this._scheduleLayout());
 }
 
 export class MarimoDocument extends DocumentWidget<NotebookPanel> {}

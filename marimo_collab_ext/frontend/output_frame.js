@@ -49,7 +49,7 @@
         kernelSockets.add(this);
         this._fire(new Event("open"));
         backlog.splice(0).forEach((text) => this.deliver(text));
-        post({ type: PREFIX + "ready" });
+        announceReady();
       }, 0);
     }
 
@@ -89,6 +89,15 @@
     PageSocket.prototype[name] = value;
   });
   window.WebSocket = PageSocket;
+
+  // The page starts sending once marimo's app is listening and our boxes have a home.
+  let announced = false;
+  function announceReady() {
+    if (!announced && kernelSockets.size > 0 && outputsRoot) {
+      announced = true;
+      post({ type: PREFIX + "ready" });
+    }
+  }
 
   /** A marimo notification, `{op, data}`, to marimo's app as if from its kernel socket. */
   function toKernelSocket(op, data) {
@@ -212,16 +221,65 @@
     return element;
   }
 
+  // Controls a person who may not set values sees disabled (marimo's own `disabled`); the
+  // page refuses their changes anyway and puts back any that get through (tables, nested).
+  let readOnly = true;
+  const DISABLEABLE = new Set(["marimo-button", "marimo-checkbox", "marimo-code-editor",
+    "marimo-date", "marimo-date-range", "marimo-datetime", "marimo-dropdown", "marimo-matrix",
+    "marimo-multiselect", "marimo-number", "marimo-radio", "marimo-range-slider",
+    "marimo-slider", "marimo-switch", "marimo-text-area", "marimo-text"]);
+
+  function disableControls(html) {
+    const template = document.createElement("template"); // inert: nothing upgrades or runs
+    template.innerHTML = html;
+    template.content.querySelectorAll("marimo-ui-element > *").forEach((control) => {
+      if (DISABLEABLE.has(control.localName)) {
+        control.setAttribute("data-disabled", "true");
+      }
+    });
+    return template.innerHTML;
+  }
+
+  const outputs = new Map(); // cell id -> [output, status], to render again on a role change
+
   function renderOutput(id, output, status) {
+    outputs.set(id, [output, status]);
     const target = box(id);
     target.dataset.status = status || "idle";
-    const key = hasData(output) ? JSON.stringify([output.mimetype, output.data]) : "";
+    const key = hasData(output) ? JSON.stringify([readOnly, output.mimetype, output.data]) : "";
     if (target.mcKey === key) {
       return;
     }
     target.mcKey = key;
-    target.replaceChildren(...(key ? [mimeRenderer(output)] : []));
+    let shown = output;
+    if (key && readOnly && output.mimetype === "text/html" && typeof output.data === "string") {
+      shown = Object.assign({}, output, { data: disableControls(output.data) });
+    }
+    target.replaceChildren(...(key ? [mimeRenderer(shown)] : []));
     target.classList.toggle("mc-empty", !key);
+  }
+
+  // ---------------------------------------------------------------- UI values
+  // marimo's own registry of UI element values (`UIElementRegistry.INSTANCE`): a value set
+  // there before an element appears is the one it starts with, as after marimo's kernel-ready.
+  const REGISTRY_KEY = "_marimo_private_UIElementRegistry";
+
+  function applyValues(values) {
+    const registry = window[REGISTRY_KEY];
+    if (!registry) {
+      return;
+    }
+    Object.keys(values).forEach((objectId) => {
+      const value = values[objectId];
+      if (value === undefined) {
+        return;
+      }
+      if (registry.has(objectId)) {
+        registry.broadcastMessage(objectId, { type: "marimo-ui-value-update", value }, []);
+      } else {
+        registry.set(objectId, value);
+      }
+    });
   }
 
   function place(cells, width) {
@@ -238,6 +296,7 @@
         sizeObserver.unobserve(target);
         target.remove();
         boxes.delete(id);
+        outputs.delete(id);
       }
     });
   }
@@ -252,6 +311,15 @@
     },
     kernel(message) {
       toKernelSocket(message.op, message.data || {});
+    },
+    "ui-values"(message) {
+      applyValues(message.values || {});
+    },
+    "read-only"(message) {
+      if (readOnly !== !!message.readOnly) {
+        readOnly = !!message.readOnly;
+        outputs.forEach(([output, status], id) => renderOutput(id, output, status));
+      }
     },
   };
 
@@ -273,6 +341,6 @@
     outputsRoot = document.createElement("div");
     outputsRoot.id = "mc-outputs";
     document.body.appendChild(outputsRoot);
-    post({ type: PREFIX + "loaded" });
+    announceReady();
   });
 })();
