@@ -242,12 +242,12 @@ async def test_a_viewers_frame_cannot_set_a_value(lab):
         assert "55" in await output_text(vera, cells[4], "55")
         await widget_box(vera, cells[2])
         frame = await output_frame(vera)
-        await frame.evaluate("""() => {
-            const host = document.querySelector('marimo-mime-renderer').shadowRoot
-                .querySelector('marimo-ui-element');
+        await frame.evaluate("""cellId => {
+            const host = document.querySelector(`[data-mc-output="${cellId}"] marimo-mime-renderer`)
+                .shadowRoot.querySelector('marimo-ui-element');
             parent.postMessage({type: 'mc:set-ui-values',
                                 objectIds: [host.getAttribute('object-id')], values: [3]}, '*');
-        }""")
+        }""", cells[2])
         await asyncio.sleep(2)
         assert "14" not in await output_text(rita, cells[4], "55")  # 1 + 4 + 9 never computed
 
@@ -295,6 +295,12 @@ async def _fill(box: Locator, label: str, value: str) -> None:
     await field.blur()  # a change event, as when the user leaves the field
 
 
+async def _number(box: Locator, label: str, value: str) -> None:
+    field = box.get_by_role("textbox").first  # marimo's number field comes first in the stack
+    await field.fill(value)
+    await field.blur()
+
+
 async def _check(box: Locator, label: str, value: str) -> None:
     await click_in_frame(box.get_by_label(label, exact=True))
 
@@ -304,7 +310,7 @@ async def _select(box: Locator, label: str, value: str) -> None:
 
 
 async def _multiselect(box: Locator, label: str, value: str) -> None:
-    await click_in_frame(box.get_by_role("button", name="Select...", exact=True))
+    await click_in_frame(box.get_by_text("Select...", exact=True))
     options = box.page.frame_locator("iframe.jp-MarimoCollab-outputFrame")
     for choice in value.split(","):
         await click_in_frame(options.get_by_role("option", name=choice, exact=True))
@@ -330,10 +336,13 @@ async def _range(box: Locator, label: str, value: str) -> None:
 
 
 async def _date(box: Locator, label: str, value: str) -> None:
-    year, month, day = value.split("-")
-    await click_in_frame(box.locator('[role="spinbutton"][aria-label^="month"]'))
-    await box.page.keyboard.type(f"{int(month)}{int(day)}{year}")
-    await box.page.keyboard.press("Tab")
+    # From the widget's 2024-01-02, one segment at a time with the arrow keys.
+    year, month, day = (int(part) for part in value.split("-"))
+    for segment, steps in (("month", month - 1), ("day", day - 2), ("year", year - 2024)):
+        field = box.locator(f'[role="spinbutton"][aria-label^="{segment}"]')
+        await field.focus()
+        for _ in range(steps):
+            await field.press("ArrowUp")
 
 
 async def _row(box: Locator, label: str, value: str) -> None:
@@ -344,7 +353,7 @@ async def _row(box: Locator, label: str, value: str) -> None:
 
 
 CASES = {
-    "number": (_fill, "number", "42", "number=42"),
+    "number": (_number, "number", "42", "number=42"),
     "text": (_fill, "text", "hello", "text=hello"),
     "text_area": (_fill, "area", "two words", "area=two words"),
     "checkbox": (_check, "check", "", "check=True"),
