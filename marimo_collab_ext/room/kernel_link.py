@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from ..kernel import CellCode, KernelError, KernelSession, UiBacklogFull, UnknownObject
@@ -13,6 +15,19 @@ from .errors import KernelError as KernelErrorResponse
 from .presence import Connection, Peer
 from .room import Room, encode
 from .widget_requests import parse_function_call, parse_model_write
+
+
+@contextlib.contextmanager
+def protocol_errors() -> Iterator[None]:
+    """The kernel's refusals as the protocol's error answers (docs/protocol.md)."""
+    try:
+        yield
+    except UnknownObject as exc:
+        raise BadRequest(exc.reason) from None
+    except UiBacklogFull as exc:
+        raise RateLimited(exc.reason) from None
+    except KernelError as exc:
+        raise KernelErrorResponse(exc.reason) from None
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +109,18 @@ class KernelLink:
         run_all = len(cell_ids) > 1 and set(cell_ids) >= set(self.room.structure.order)
         if self.session is None:
             self.session = self._make_session()
-        try:
+        with protocol_errors():
             if self.session.status in ("none", "dead", "stopped"):
                 await self.session.start(self.cells())
             await self.session.run(cells, stale_only=run_all)
-        except KernelError as exc:
-            raise KernelErrorResponse(exc.reason) from None
 
     async def set_ui_value(self, sender_peer_id: str, object_id: object, value: object) -> None:
         if not isinstance(object_id, str):
             raise BadRequest("`object_id` must be a string")
         if self.session is None or self.session.status in ("none", "dead", "stopped"):
             raise BadRequest(f"no UI element {object_id}: the kernel is not running")
-        try:
+        with protocol_errors():
             await self.session.set_ui_value(object_id, value)
-        except UnknownObject as exc:
-            raise BadRequest(exc.reason) from None
-        except UiBacklogFull as exc:
-            raise RateLimited(exc.reason) from None
-        except KernelError as exc:
-            raise KernelErrorResponse(exc.reason) from None
         # marimo does not echo one user's UI value to the others: the room does
         self.room.broadcast({"type": "kernel", "op": "send-ui-element-message",
                              "data": {"ui_element": object_id, "message": {
@@ -148,27 +155,19 @@ class KernelLink:
             raise KernelErrorResponse("no kernel is running")
         self._calls[call.call_id] = _Caller(peer.peer_id, peer.connection)
         try:
-            await self.session.function_call(call, element)
-        except UnknownObject as exc:
-            self._calls.pop(call.call_id, None)
-            raise BadRequest(exc.reason) from None
-        except KernelError as exc:
-            self._calls.pop(call.call_id, None)
-            raise KernelErrorResponse(exc.reason) from None
+            with protocol_errors():
+                await self.session.function_call(call, element)
+        except Exception:
+            self._calls.pop(call.call_id, None)  # refused: no result will come
+            raise
 
     async def set_model_value(self, sender_peer_id: str, message: dict) -> None:
         """Send a widget model message to the kernel; echo an update to the other peers."""
         write = parse_model_write(message)
         if not self.alive:
             raise BadRequest(f"no widget model {write.model_id}: the kernel is not running")
-        try:
+        with protocol_errors():
             await self.session.set_model_value(write)
-        except UnknownObject as exc:
-            raise BadRequest(exc.reason) from None
-        except UiBacklogFull as exc:
-            raise RateLimited(exc.reason) from None
-        except KernelError as exc:
-            raise KernelErrorResponse(exc.reason) from None
         if write.method == "update":  # marimo echoes no client write: in its own form
             self.room.broadcast({"type": "kernel", "op": "model-lifecycle", "data": {
                 "model_id": write.model_id, "message": {
@@ -183,10 +182,8 @@ class KernelLink:
     async def restart(self) -> None:
         if self.session is None:
             self.session = self._make_session()
-        try:
+        with protocol_errors():
             await self.session.restart(self.cells())
-        except KernelError as exc:
-            raise KernelErrorResponse(exc.reason) from None
 
     async def stdin(self, text: object) -> None:
         if not isinstance(text, str):
