@@ -29,14 +29,15 @@ def collab_settings() -> dict:
 
 
 @pytest.fixture
-def jp_server_config(journal_dir: Path, collab_settings: dict):
+def jp_server_config(journal_dir: Path, collab_settings: dict, request):
     settings = {"journal_dir": str(journal_dir), "autosave_delay": 0.2,
                 "disk_poll_interval": 0.2, "room_idle_timeout": 0.5}
     settings.update(collab_settings)
-    return {
-        "ServerApp": {"jpserver_extensions": {"marimo_collab_ext": True}},
-        "MarimoCollab": settings,
-    }
+    server_app = {"jpserver_extensions": {"marimo_collab_ext": True}}
+    if request.node.get_closest_marker("people"):  # several people: tests/identities.py
+        server_app["identity_provider_class"] = "tests.identities.TokenPerPerson"
+        server_app["authorizer_class"] = "tests.identities.RightsPerPerson"
+    return {"ServerApp": server_app, "MarimoCollab": settings}
 
 
 @pytest.fixture

@@ -11,12 +11,7 @@ from marimo_collab_ext.client.mirror import FileMirror
 
 from .test_mirror import cells, local_edit, until
 
-
-@pytest.fixture
-def jp_server_config(jp_server_config):
-    jp_server_config["ServerApp"]["identity_provider_class"] = "tests.identities.TokenPerPerson"
-    jp_server_config["ServerApp"]["authorizer_class"] = "tests.identities.RightsPerPerson"
-    return jp_server_config
+pytestmark = pytest.mark.people  # tokens name people (tests/identities.py)
 
 
 async def test_viewer_mirror_follows_and_never_overwrites_its_own_save(server, notebook,

@@ -13,12 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from marimo_collab_ext.client import CollabClient, CollabError, ws_url
 
-
-@pytest.fixture
-def jp_server_config(jp_server_config):
-    jp_server_config["ServerApp"]["identity_provider_class"] = "tests.identities.TokenPerPerson"
-    jp_server_config["ServerApp"]["authorizer_class"] = "tests.identities.RightsPerPerson"
-    return jp_server_config
+pytestmark = pytest.mark.people  # tokens name people (tests/identities.py)
 
 
 @pytest.fixture

@@ -88,11 +88,7 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.fixture
-def jp_server_config(jp_server_config):
-    jp_server_config["ServerApp"]["identity_provider_class"] = "tests.identities.TokenPerPerson"
-    jp_server_config["ServerApp"]["authorizer_class"] = "tests.identities.RightsPerPerson"
-    return jp_server_config
+pytestmark = pytest.mark.people  # tokens name people (tests/identities.py)
 
 
 @pytest.fixture
