@@ -122,11 +122,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    // Output frames cannot see the page's CSS: re-render them in the new theme
-    // once its stylesheet is in place.
+    // marimo's app in the output frame takes its theme when it starts: reload
+    // it once the new theme's stylesheet is in place.
     themeManager?.themeChanged.connect(() =>
       window.setTimeout(
-        () => tracker.forEach(widget => widget.content.session.rerenderOutputs()),
+        () => tracker.forEach(widget => widget.content.session.reloadOutputs()),
         300
       )
     );

@@ -552,7 +552,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   }
 
   /** The JupyterLab theme changed: marimo's app takes its theme when it starts. */
-  rerenderOutputs(): void {
+  reloadOutputs(): void {
     this.outputFrame.reload();
   }
 
