@@ -263,7 +263,7 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
   });
   const runAll = new ToolbarButton({
     icon: fastForwardIcon,
-    tooltip: 'Run all cells',
+    tooltip: 'Run all cells (cells whose output is current are skipped, as in marimo)',
     onClick: () => session.runAll()
   });
   const interrupt = new ToolbarButton({
