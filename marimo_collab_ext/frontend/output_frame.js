@@ -214,10 +214,10 @@
   }
 
   /** marimo's own renderer for one output message: `<marimo-mime-renderer>`. */
-  function mimeRenderer(output) {
+  function mimeRenderer(mimetype, dataJson) {
     const element = document.createElement("marimo-mime-renderer");
-    element.setAttribute("data-mime", JSON.stringify(output.mimetype || "text/plain"));
-    element.setAttribute("data-data", JSON.stringify(output.data));
+    element.setAttribute("data-mime", JSON.stringify(mimetype || "text/plain"));
+    element.setAttribute("data-data", dataJson);
     return element;
   }
 
@@ -246,16 +246,17 @@
     outputs.set(id, [output, status]);
     const target = box(id);
     target.dataset.status = status || "idle";
-    const key = hasData(output) ? JSON.stringify([readOnly, output.mimetype, output.data]) : "";
+    let dataJson = "";
+    if (hasData(output)) {
+      const html = output.mimetype === "text/html" && typeof output.data === "string";
+      dataJson = JSON.stringify(html && readOnly ? disableControls(output.data) : output.data);
+    }
+    const key = dataJson && output.mimetype + "\n" + dataJson;
     if (target.mcKey === key) {
       return;
     }
     target.mcKey = key;
-    let shown = output;
-    if (key && readOnly && output.mimetype === "text/html" && typeof output.data === "string") {
-      shown = Object.assign({}, output, { data: disableControls(output.data) });
-    }
-    target.replaceChildren(...(key ? [mimeRenderer(shown)] : []));
+    target.replaceChildren(...(key ? [mimeRenderer(output.mimetype, dataJson)] : []));
     target.classList.toggle("mc-empty", !key);
   }
 
@@ -305,6 +306,13 @@
   const HANDLERS = {
     outputs(message) {
       (message.cells || []).forEach((cell) => renderOutput(cell.id, cell.output, cell.status));
+    },
+    status(message) {
+      const known = outputs.get(message.id);
+      if (known) {
+        known[1] = message.status;
+        box(message.id).dataset.status = message.status || "idle";
+      }
     },
     layout(message) {
       place(message.cells || [], message.width);

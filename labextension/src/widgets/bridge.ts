@@ -100,6 +100,13 @@ export class OutputFrame implements IDisposable {
   }
 
   setOutput(cellId: string, output: CellOutput | null, status: string): void {
+    const known = this._cells.get(cellId);
+    if (known && known.output === output) {
+      // Only the run status moved (queued, running, idle): the frame keeps what it shows.
+      known.status = status;
+      this._post({ type: `${PREFIX}status`, id: cellId, status });
+      return;
+    }
     const html = output?.mimetype === 'text/html' && typeof output.data === 'string' ? output.data : '';
     const elements = uiElementsIn(html);
     elements.forEach((randomId, objectId) => {
