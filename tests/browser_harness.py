@@ -56,7 +56,8 @@ async def open_notebook(browser, lab: ServerProcess, person: str) -> Page:
     context = await browser.new_context(viewport={"width": 1300, "height": 900})
     page = await context.new_page()
     await page.goto(notebook_url(lab, person))
-    await page.wait_for_selector("[data-cell-id] .cm-editor", timeout=60_000)
+    # attached: a viewer starts in the app view, where the code is hidden
+    await page.wait_for_selector("[data-cell-id] .cm-editor", state="attached", timeout=60_000)
     await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
     return page
 

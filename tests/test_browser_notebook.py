@@ -9,7 +9,15 @@ import pytest
 
 from marimo_collab_ext.client import CollabClient
 
-from .browser_harness import cell_ids, cell_text, chromium, open_notebook, screenshot, start_lab
+from .browser_harness import (
+    cell_ids,
+    cell_text,
+    chromium,
+    open_notebook,
+    output_text,
+    screenshot,
+    start_lab,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +46,10 @@ async def until(predicate, timeout: float = 30.0) -> None:
 
 
 async def type_at_end(page, cell_id: str, text: str, key: str = "Control+End") -> None:
-    editor = page.locator(f'[data-cell-id="{cell_id}"] .cm-content')
+    cell = page.locator(f'[data-cell-id="{cell_id}"]')
+    if await cell.get_attribute("data-code-hidden") == "true":  # markdown: open its code first
+        await cell.locator('[data-action="toggle-code"]').click()
+    editor = cell.locator(".cm-content")
     await editor.click()
     await page.keyboard.press(key)
     await page.keyboard.type(text, delay=15)
@@ -76,9 +87,33 @@ async def test_two_people_type_in_one_cell_and_see_each_other(lab):
         await screenshot(eddie, "two-people-eddie")
 
 
+async def test_viewer_starts_in_the_app_view_and_may_switch(lab):
+    """marimo's run layout for viewers: outputs only, until they ask for the code."""
+    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    await runner.run(runner.order)
+    await runner.next_event(lambda e: e["type"] == "kernel_status" and e["status"] == "idle",
+                            timeout=60)
+    async with chromium() as browser:
+        vera = await open_notebook(browser, lab, "vera")
+        eddie = await open_notebook(browser, lab, "eddie")
+        cells = await cell_ids(vera)
+        assert await vera.get_attribute(".jp-MarimoCollab", "data-view") == "app"
+        assert await eddie.get_attribute(".jp-MarimoCollab", "data-view") == "notebook"
+        assert "55" in await output_text(vera, cells[4], "55")
+        assert not await vera.locator(f'[data-cell-id="{cells[2]}"] .cm-editor').is_visible()
+        assert await eddie.locator(f'[data-cell-id="{cells[2]}"] .cm-editor').is_visible()
+        await screenshot(vera, "app-view-viewer")
+        await vera.locator('[data-jp-item-name="view"] button').click()
+        assert await vera.get_attribute(".jp-MarimoCollab", "data-view") == "notebook"
+        assert await vera.locator(f'[data-cell-id="{cells[2]}"] .cm-editor').is_visible()
+        assert "55" in await output_text(vera, cells[4], "55")
+    await runner.close()
+
+
 async def test_viewer_gets_read_only_editors(lab):
     async with chromium() as browser:
         vera = await open_notebook(browser, lab, "vera")
+        await vera.locator('[data-jp-item-name="view"] button').click()  # the code, please
         cell = (await cell_ids(vera))[0]
         assert await vera.get_attribute(f'[data-cell-id="{cell}"] .cm-content',
                                         "contenteditable") == "false"

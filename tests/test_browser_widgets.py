@@ -100,7 +100,8 @@ async def open_path(browser, lab, person: str, path: str) -> Page:
                                                   f"/workspaces/{person}-widgets/")
     await page.goto(url)
     await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
-    await page.wait_for_selector("[data-cell-id] .cm-editor", timeout=60_000)
+    # attached: a viewer starts in the app view, where the code is hidden
+    await page.wait_for_selector("[data-cell-id] .cm-editor", state="attached", timeout=60_000)
     await page.evaluate(COUNT_MISROUTED_CLICKS)
     return page
 

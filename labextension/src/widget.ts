@@ -14,12 +14,14 @@ import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
   fastForwardIcon,
+  html5Icon,
   refreshIcon,
   saveIcon,
   shareIcon,
   stopIcon,
   Toolbar
 } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { NotebookConnection, socketUrl } from './connection';
@@ -51,6 +53,7 @@ export class NotebookPanel extends Widget {
     super();
     this.addClass('jp-MarimoCollab');
     this.node.tabIndex = -1;
+    this.node.dataset.view = 'notebook';
     this._problem = document.createElement('div');
     this._problem.className = 'jp-MarimoCollab-problem';
     this._problem.hidden = true;
@@ -72,6 +75,27 @@ export class NotebookPanel extends Widget {
     session.statusChanged.connect((_, status) => this._onStatus(status), this);
     session.outputFrame.sizesChanged.connect((_, sizes) => this._onOutputSizes(sizes), this);
     this._resizes.observe(this._cells);
+  }
+
+  /** `app`: outputs only, as in `marimo run`; `notebook`: code, outputs and consoles. */
+  get view(): 'app' | 'notebook' {
+    return this._view;
+  }
+
+  get viewChanged(): ISignal<this, void> {
+    return this._viewChanged;
+  }
+
+  /** Each person's own choice; until they choose, viewers get the app view. */
+  setView(view: 'app' | 'notebook', chosen = false): void {
+    this._viewChosen ||= chosen;
+    if (view !== this._view) {
+      this._view = view;
+      this.node.dataset.view = view;
+      this.toggleClass('jp-mod-appView', view === 'app');
+      this._viewChanged.emit();
+      this._scheduleLayout();
+    }
   }
 
   override dispose(): void {
@@ -137,6 +161,9 @@ export class NotebookPanel extends Widget {
     this._problem.dataset.problem = status.problem;
     const canEdit = status.role === 'editor' || status.role === 'runner';
     this._addButton.hidden = !canEdit;
+    if (!this._viewChosen && status.role) {
+      this.setView(status.role === 'viewer' ? 'app' : 'notebook');
+    }
   }
 
   private _problem: HTMLElement;
@@ -144,6 +171,9 @@ export class NotebookPanel extends Widget {
   private _frame: HTMLIFrameElement;
   private _addButton: HTMLButtonElement;
   private _layoutRequest = 0;
+  private _view: 'app' | 'notebook' = 'notebook';
+  private _viewChosen = false;
+  private _viewChanged = new Signal<this, void>(this);
   private _resizes = new ResizeObserver(() => this._scheduleLayout());
 }
 
@@ -206,7 +236,7 @@ export class MarimoWidgetFactory extends ABCWidgetFactory<MarimoDocument> {
     widget.title.icon = marimoCollabIcon;
     preventClientSaves(context, session);
     markUnsentAsDirty(context, session);
-    populateToolbar(widget.toolbar, session, path);
+    populateToolbar(widget.toolbar, content, path);
     return widget;
   }
 }
@@ -254,7 +284,8 @@ function markUnsentAsDirty(context: DocumentRegistry.Context, session: NotebookS
   });
 }
 
-function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: string): void {
+function populateToolbar(toolbar: Toolbar, content: NotebookPanel, path: string): void {
+  const session = content.session;
   const avatars = new AvatarBar(session.presence);
   const add = new ToolbarButton({
     icon: addIcon,
@@ -286,6 +317,17 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
     tooltip: 'Share with a JupyterHub user',
     onClick: () => void shareWithUser(path)
   });
+  const view = new ToolbarButton({
+    icon: html5Icon,
+    label: 'App view',
+    tooltip: 'Switch between the app view (outputs only) and the notebook view, for you alone',
+    onClick: () => content.setView(content.view === 'app' ? 'notebook' : 'app', true)
+  });
+  content.viewChanged.connect(() => {
+    view.node.dataset.view = content.view;
+    view.node.querySelector('.jp-ToolbarButtonComponent-label')!.textContent =
+      content.view === 'app' ? 'Notebook view' : 'App view';
+  });
   const status = new StatusLine();
   toolbar.addItem('avatars', avatars);
   toolbar.addItem('add-cell', add);
@@ -294,6 +336,7 @@ function populateToolbar(toolbar: Toolbar, session: NotebookSession, path: strin
   toolbar.addItem('restart-kernel', restart);
   toolbar.addItem('save', save);
   toolbar.addItem('share', share);
+  toolbar.addItem('view', view);
   toolbar.addItem('spacer', Toolbar.createSpacerItem());
   toolbar.addItem('status', status);
   const update = (current: NotebookStatus) => {
