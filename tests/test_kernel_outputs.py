@@ -69,6 +69,30 @@ def test_ui_values_follow_outputs_and_peer_updates():
         o.set_ui_value("s-0", 1)
 
 
+# mo.ui.array as marimo 0.25 writes it: the children sit in a JSON data attribute, escaped
+# once more (&#x27; quotes, \u003c brackets behind &#92;).
+ARRAY_HTML = (
+    "<marimo-ui-element object-id='a-2' random-id='r0'><marimo-dict "
+    "data-initial-value='{&quot;0&quot;:1}' data-label='null' "
+    "data-element-ids='{&quot;a-1&quot;:&quot;0&quot;}'><marimo-json-output data-json-data='"
+    "[&quot;text/html:&#92;u003cmarimo-ui-element object-id=&#x27;a-1&#x27; "
+    "random-id=&#x27;r1&#x27;&#92;u003e&#92;u003cmarimo-slider data-initial-value=&#x27;1&#x27;"
+    " data-label=&#x27;null&#x27;&#92;u003e&#92;u003c/marimo-slider&#92;u003e"
+    "&#92;u003c/marimo-ui-element&#92;u003e&quot;]'></marimo-json-output></marimo-dict>"
+    "</marimo-ui-element>"
+)
+
+
+def test_elements_inside_a_composite_are_shown_elements_too():
+    """marimo's frontend sets a child's value as well as its array's: both must be accepted."""
+    o = KernelOutputs(10_000)
+    o.apply("cell-op", {"cell_id": "a", "output": out(ARRAY_HTML)})
+    assert o.snapshot("idle")["ui_values"] == {"a-2": {"0": 1}, "a-1": 1}
+    assert o.element_tag("a-1") == "marimo-slider"
+    o.set_ui_value("a-1", 4)
+    assert o.snapshot("idle")["ui_values"]["a-1"] == 4
+
+
 def test_stdin_prompt_becomes_console_text_once_answered():
     o = KernelOutputs(1000)
     assert o.answer_stdin("x") is None

@@ -51,13 +51,25 @@ def _ui_elements(output: dict[str, Any] | None) -> dict[str, tuple[str, str, Any
     for text in _html_strings(output.get("data")):
         if "marimo-ui-element" not in text:
             continue
-        for object_id, random_id, tag, initial in _UI_ELEMENT.findall(text):
-            try:
-                value = json.loads(html.unescape(initial))
-            except ValueError:
-                value = None
-            found[object_id] = (random_id, tag, value)
+        # Elements inside composites (mo.ui.array, dictionary, ...) sit in their parent's
+        # JSON data attributes, escaped once more: look there after the top level.
+        for markup in (text, _nested_markup(text)):
+            for object_id, random_id, tag, initial in _UI_ELEMENT.findall(markup):
+                try:
+                    value = json.loads(html.unescape(initial))
+                except ValueError:
+                    value = None
+                found.setdefault(object_id, (random_id, tag, value))
     return found
+
+
+def _nested_markup(text: str) -> str:
+    """HTML that marimo put inside data attributes (as JSON strings), unescaped."""
+    unescaped = html.unescape(text)
+    for escaped, plain in (("\\u003c", "<"), ("\\u003e", ">"), ("\\u0027", "'"),
+                           ('\\"', '"')):
+        unescaped = unescaped.replace(escaped, plain)
+    return unescaped
 
 
 def merge_model_state(state: dict[str, Any], buffers: dict[tuple, str],
