@@ -198,8 +198,9 @@
     let found = boxes.get(id);
     if (!found) {
       found = document.createElement("div");
+      // No marimo `id="cell-<id>"`: marimo's element functions would then look the cell up
+      // in its own notebook state, which stays empty here (outputs arrive as mc:outputs).
       found.className = "mc-output";
-      found.id = "cell-" + id;
       found.dataset.mcOutput = id;
       found.dataset.cellId = id;
       outputsRoot.appendChild(found);
