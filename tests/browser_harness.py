@@ -92,8 +92,10 @@ OUTPUT_TEXT = """id => {
     const walk = node => {
         if (node.nodeType === Node.TEXT_NODE) { parts.push(node.textContent); return; }
         if (node.nodeName === 'STYLE' || node.nodeName === 'SCRIPT') return;
+        // A shadow host shows its shadow tree; its own children only through a <slot>.
         if (node.shadowRoot) walk(node.shadowRoot);
-        node.childNodes.forEach(walk);
+        const slotted = !node.shadowRoot || node.shadowRoot.querySelector('slot');
+        if (slotted) node.childNodes.forEach(walk);
     };
     walk(box);
     return parts.join(' ').replace(/\\s+/g, ' ');

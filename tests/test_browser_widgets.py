@@ -88,7 +88,7 @@ def lab(tmp_path: Path):
 
 
 async def open_path(browser, lab, person: str, path: str) -> Page:
-    """Like open_notebook, for another notebook, in a workspace of its own.
+    """Like open_notebook, for another notebook, in a workspace of its own (one per notebook).
 
     JupyterLab keeps workspaces beyond one server: in the person's usual one,
     demo.py from earlier tests would open too (two documents, two cell lists).
@@ -97,7 +97,7 @@ async def open_path(browser, lab, person: str, path: str) -> Page:
     context = await browser.new_context(viewport={"width": 1300, "height": 1500})
     page = await context.new_page()
     url = notebook_url(lab, person, path).replace(f"/workspaces/{person}/",
-                                                  f"/workspaces/{person}-widgets/")
+                                                  f"/workspaces/{person}-{Path(path).stem}/")
     await page.goto(url)
     await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
     # attached: a viewer starts in the app view, where the code is hidden
