@@ -110,6 +110,39 @@ async def test_viewer_starts_in_the_app_view_and_may_switch(lab):
     await runner.close()
 
 
+async def test_hiding_code_is_shared_and_saved_like_marimos_hide_code(lab):
+    async with chromium() as browser:
+        rita = await open_notebook(browser, lab, "rita")
+        eddie = await open_notebook(browser, lab, "eddie")
+        vera = await open_notebook(browser, lab, "vera")
+        await vera.locator('[data-jp-item-name="view"] button').click()  # the code, please
+        slider = (await cell_ids(rita))[2]
+        hidden = f'[data-cell-id="{slider}"][data-code-hidden="true"]'
+        shown = f'[data-cell-id="{slider}"][data-code-hidden="false"]'
+        await rita.locator(f'[data-cell-id="{slider}"] [data-action="toggle-code"]').click()
+        for page in (rita, eddie, vera):
+            await page.wait_for_selector(hidden, timeout=10_000)
+        await until(lambda: _file_has(lab, "@app.cell(hide_code=True)"))
+        # A viewer may look at the code, for herself alone.
+        await vera.locator(f'[data-cell-id="{slider}"] [data-action="toggle-code"]').click()
+        await vera.wait_for_selector(shown, timeout=10_000)
+        await asyncio.sleep(0.5)
+        assert await rita.locator(hidden).count() == 1
+        # An editor shows it again for everyone.
+        await eddie.locator(f'[data-cell-id="{slider}"] [data-action="toggle-code"]').click()
+        for page in (rita, eddie):
+            await page.wait_for_selector(shown, timeout=10_000)
+        await until(lambda: _file_lacks(lab, "hide_code=True"))
+
+
+async def _file_has(lab, text: str) -> bool:
+    return text in (lab.root / "demo.py").read_text()
+
+
+async def _file_lacks(lab, text: str) -> bool:
+    return text not in (lab.root / "demo.py").read_text()
+
+
 async def test_viewer_gets_read_only_editors(lab):
     async with chromium() as browser:
         vera = await open_notebook(browser, lab, "vera")

@@ -23,6 +23,8 @@ export interface CellActions {
   move(cellId: string, direction: -1 | 1): void;
   remove(cellId: string): void;
   rename(cellId: string): void;
+  /** Set marimo's `hide_code` for everyone (a cell-config edit). */
+  setHideCode(cellId: string, hidden: boolean): void;
   /** Focus the neighbouring cell's box (command mode) or editor. */
   select(cellId: string, direction: -1 | 1): void;
 }
@@ -61,7 +63,7 @@ export class CellView {
     const spacer = document.createElement('span');
     spacer.className = 'jp-MarimoCollab-spacer';
     this._showCode = this._button(codeIcon, 'Show or hide the code', 'toggle-code', () =>
-      this._toggleCode()
+      this._onToggleCode()
     );
     header.append(this._name, spacer, this._showCode, this._run, ...this._editButtons);
 
@@ -93,6 +95,8 @@ export class CellView {
   /** Viewers read; editors edit but do not run; runners do both. */
   setRole(role: Role | null): void {
     const canEdit = role === 'editor' || role === 'runner';
+    this._canEdit = canEdit;
+    this._render();
     this._run.hidden = role !== 'runner';
     this._editButtons.forEach(button => (button.hidden = !canEdit));
     if (this.editor.editable !== canEdit) {
@@ -101,28 +105,45 @@ export class CellView {
   }
 
   /**
-   * Code hidden (marimo's `hide_code`, and markdown cells): collapsed until
-   * this person opens it; opening it is theirs alone.
+   * Why the code starts collapsed: `config` (marimo's `hide_code`, shared by
+   * everyone), `markdown` (a markdown cell, as marimo shows it), or null.
    */
-  setCodeHidden(hidden: boolean): void {
-    this._codeHidden = hidden;
-    this._render();
+  setCodeHidden(reason: 'config' | 'markdown' | null): void {
+    if (reason !== this._hiddenBy) {
+      this._hiddenBy = reason;
+      this._codeShown = false;
+      this._render();
+    }
   }
 
-  private _toggleCode(): void {
-    this._codeShown = !this._codeShown;
+  /**
+   * The `</>` button. Editors and runners change `hide_code` for everyone, as
+   * in marimo; a markdown cell's code, and anything a viewer opens, opens for
+   * that person alone.
+   */
+  private _onToggleCode(): void {
+    const collapsed = this._hiddenBy !== null && !this._codeShown;
+    if (this._canEdit && (!collapsed || this._hiddenBy === 'config')) {
+      this._actions.setHideCode(this.cellId, !collapsed);
+      return;
+    }
+    this._showCodeHere(collapsed);
+  }
+
+  private _showCodeHere(show: boolean): void {
+    this._codeShown = show;
     this._render();
-    if (this._codeShown) {
+    if (show) {
       this.editor.focus();
     }
   }
 
   private _render(): void {
-    const collapsed = this._codeHidden && !this._codeShown;
+    const collapsed = this._hiddenBy !== null && !this._codeShown;
     this.node.classList.toggle('jp-mod-codeHidden', collapsed);
     this.node.dataset.codeHidden = String(collapsed);
-    this._showCode.hidden = !this._codeHidden;
-    this._showCode.classList.toggle('jp-mod-active', this._codeShown);
+    this._showCode.hidden = !this._canEdit && this._hiddenBy === null;
+    this._showCode.title = collapsed ? 'Show the code' : 'Hide the code';
   }
 
   setActive(active: boolean): void {
@@ -144,8 +165,8 @@ export class CellView {
     if (event.key === 'Enter' && event.shiftKey) {
       this._actions.run(id, true);
     } else if (event.key === 'Enter') {
-      if (this._codeHidden && !this._codeShown) {
-        this._toggleCode();
+      if (this._hiddenBy !== null && !this._codeShown) {
+        this._showCodeHere(true); // to edit it: for this person alone
       }
       this.editor.focus();
     } else if (event.key === 'ArrowUp' || event.key === 'k') {
@@ -184,6 +205,7 @@ export class CellView {
   private _run: HTMLButtonElement;
   private _editButtons: HTMLButtonElement[];
   private _showCode: HTMLButtonElement;
-  private _codeHidden = false;
+  private _hiddenBy: 'config' | 'markdown' | null = null;
   private _codeShown = false;
+  private _canEdit = false;
 }

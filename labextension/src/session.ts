@@ -130,14 +130,25 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     return this._joined;
   }
 
-  /** Whether a cell's code starts collapsed: marimo's `hide_code`, or a markdown cell. */
-  codeHidden(cellId: string): boolean {
+  /** Why a cell's code starts collapsed: marimo's `hide_code`, a markdown cell, or not. */
+  codeHidden(cellId: string): 'config' | 'markdown' | null {
     const config = this._structure?.meta.get(cellId)?.config as { hide_code?: unknown } | undefined;
     if (config?.hide_code === true) {
-      return true;
+      return 'config';
+    }
+    if (config?.hide_code === false) {
+      return null; // someone showed it for everyone
     }
     const code = this._views.get(cellId)?.editor.view.state.doc.toString() ?? '';
-    return /^\s*mo\.md\(/.test(code);
+    return /^\s*mo\.md\(/.test(code) ? 'markdown' : null;
+  }
+
+  /** marimo's `hide_code` for everyone: a cell-config edit, saved with the notebook. */
+  setHideCode(cellId: string, hidden: boolean): void {
+    const config = this._structure?.meta.get(cellId)?.config ?? {};
+    void this._cellsRequest([
+      { op: 'config', cell_id: cellId, config: { ...config, hide_code: hidden } }
+    ]);
   }
 
   /** Cells were added, removed, moved or renamed; or a fresh join. */
