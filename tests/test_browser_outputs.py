@@ -19,6 +19,7 @@ from .browser_harness import (
     screenshot,
     start_lab,
 )
+from .test_kernel_protocol import object_id_in
 
 pytestmark = pytest.mark.browser
 
@@ -114,4 +115,30 @@ async def test_output_script_cannot_reach_the_page(lab):
         assert results["fetch"] != "200"  # an opaque origin carries no credentials
         assert await eddie.title() != "pwned"
         await screenshot(eddie, "isolation")
+    await runner.close()
+
+
+async def test_an_output_slot_shrinks_when_its_output_does(lab):
+    """The squares for 20 are a tall tree; for 1, a short one: the page follows both ways."""
+    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    slider_cell, squares_cell = runner.order[2], runner.order[3]
+    shown = asyncio.ensure_future(runner.next_event(
+        lambda e: e["type"] == "kernel" and e["op"] == "cell-op"
+        and e["data"].get("cell_id") == slider_cell and (e["data"].get("output") or {}).get("data"),
+        timeout=60))
+    await runner.run(runner.order)
+    slider = await shown
+    slot = f'[data-cell-id="{squares_cell}"] .jp-MarimoCollab-output'
+    async with chromium() as browser:
+        eddie = await open_notebook(browser, lab, "eddie")
+        object_id = object_id_in(slider["data"]["output"]["data"])
+        await runner.set_ui_value(object_id, 20)
+        await output_text(eddie, squares_cell, "400")
+        await eddie.wait_for_timeout(1000)
+        tall = await eddie.locator(slot).evaluate("e => e.offsetHeight")
+        await runner.set_ui_value(object_id, 1)
+        await output_text(eddie, squares_cell, "1 Item ")
+        await eddie.wait_for_timeout(1000)
+        short = await eddie.locator(slot).evaluate("e => e.offsetHeight")
+        assert 0 < short < tall / 3, (short, tall)
     await runner.close()
