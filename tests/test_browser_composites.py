@@ -34,13 +34,15 @@ COMPOSITES = textwrap.dedent('''
         tabs = mo.ui.tabs({"First": inner, "Second": mo.md("second tab")})
         arr = mo.ui.array([mo.ui.slider(0, 5, value=1), mo.ui.slider(0, 5, value=1)],
                           label="arr")
-        mo.vstack([tabs, arr])
-        return arr, inner
+        upload = mo.ui.file(label="upload")
+        mo.vstack([tabs, arr, upload])
+        return arr, inner, upload
 
 
     @app.cell
-    def _(arr, inner):
-        f"inner={inner.value}; arr={arr.value}"
+    def _(arr, inner, upload):
+        sent = f"{upload.name()}:{upload.contents().decode()}" if upload.value else None
+        f"inner={inner.value}; arr={arr.value}; file={sent}"
         return
 
 
@@ -104,7 +106,7 @@ async def composites_run_by_rita(browser, lab):
     return rita, eddie, cells
 
 
-async def test_a_slider_inside_tabs_and_an_array_reach_the_other_page(lab):
+async def test_a_slider_inside_tabs_an_array_and_an_upload_reach_the_other_page(lab):
     async with chromium() as browser:
         rita, eddie, cells = await composites_run_by_rita(browser, lab)
         box = await widget_box(rita, cells[1])
@@ -116,6 +118,10 @@ async def test_a_slider_inside_tabs_and_an_array_reach_the_other_page(lab):
         await slide_to(sliders.nth(2), 4)  # the array's second slider
         for page in (eddie, rita):
             assert "arr=[1, 4]" in await output_text(page, cells[2], "arr=[1, 4]")
+        await box.locator('input[type="file"]').set_input_files(
+            files=[{"name": "hello.txt", "mimeType": "text/plain", "buffer": b"hi there"}])
+        for page in (eddie, rita):
+            assert "file=hello.txt:hi there" in await output_text(page, cells[2], "hello.txt")
         theirs = (await widget_box(eddie, cells[1])).get_by_role("slider")
         assert await theirs.nth(0).get_attribute("aria-valuenow") == "7"
         assert await theirs.nth(2).get_attribute("aria-valuenow") == "4"

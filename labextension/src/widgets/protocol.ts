@@ -11,8 +11,12 @@
 /** Every message between page and frame has a `type` with this prefix. */
 export const PREFIX = 'mc:';
 
-/** A value or argument bigger than this is no control's doing. */
-export const MAX_VALUE_CHARS = 200_000;
+/**
+ * A value or argument bigger than this is no control's doing. The largest
+ * real ones are `mo.ui.file` uploads (base64): about 2 MB of files, within the
+ * server's 4 MiB frame limit (`max_message_bytes`).
+ */
+export const MAX_VALUE_CHARS = 3_000_000;
 /** Function-call ids and names are short identifiers. */
 const MAX_NAME_CHARS = 256;
 
@@ -94,7 +98,7 @@ export function parseFunctionCall(data: Record<string, unknown>): FunctionCall |
 export function parseSetModelValue(data: Record<string, unknown>): SetModelValue | null {
   const { modelId } = data;
   const message = asJson(data.message);
-  const buffers = asJson(data.buffers ?? [], 4 * MAX_VALUE_CHARS);
+  const buffers = asJson(data.buffers ?? []);
   if (!isName(modelId) || !isRecord(message) || !Array.isArray(buffers)) {
     return null;
   }
