@@ -11,6 +11,8 @@ from urllib.parse import quote
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Locator, Page, async_playwright
 
+from marimo_collab_ext.client import CollabClient
+
 from .servers import ServerProcess
 
 ROOT = Path(__file__).parent.parent
@@ -60,6 +62,15 @@ async def open_notebook(browser, lab: ServerProcess, person: str) -> Page:
     await page.wait_for_selector("[data-cell-id] .cm-editor", state="attached", timeout=60_000)
     await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
     return page
+
+
+async def demo_run_by_rita(lab: ServerProcess) -> CollabClient:
+    """rita (a runner), as a protocol client, after running the whole demo notebook."""
+    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
+    await runner.run(runner.order)
+    await runner.next_event(lambda e: e["type"] == "kernel_status" and e["status"] == "idle",
+                            timeout=60)
+    return runner
 
 
 async def cell_ids(page: Page) -> list[str]:

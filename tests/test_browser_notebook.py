@@ -13,6 +13,7 @@ from .browser_harness import (
     cell_ids,
     cell_text,
     chromium,
+    demo_run_by_rita,
     open_notebook,
     output_text,
     screenshot,
@@ -89,10 +90,7 @@ async def test_two_people_type_in_one_cell_and_see_each_other(lab):
 
 async def test_viewer_starts_in_the_app_view_and_may_switch(lab):
     """marimo's run layout for viewers: outputs only, until they ask for the code."""
-    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
-    await runner.run(runner.order)
-    await runner.next_event(lambda e: e["type"] == "kernel_status" and e["status"] == "idle",
-                            timeout=60)
+    runner = await demo_run_by_rita(lab)
     async with chromium() as browser:
         vera = await open_notebook(browser, lab, "vera")
         eddie = await open_notebook(browser, lab, "eddie")

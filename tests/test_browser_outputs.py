@@ -13,6 +13,7 @@ from marimo_collab_ext.client import CollabClient
 from .browser_harness import (
     cell_ids,
     chromium,
+    demo_run_by_rita,
     open_notebook,
     output_frame,
     output_text,
@@ -80,10 +81,7 @@ async def test_a_run_shows_the_same_outputs_in_both_pages(lab):
 
 
 async def test_viewer_sees_outputs_but_no_run_controls(lab):
-    runner = await CollabClient.connect(lab.url, "demo.py", token="rita-token")
-    await runner.run(runner.order)
-    await runner.next_event(lambda e: e["type"] == "kernel_status" and e["status"] == "idle",
-                            timeout=60)
+    runner = await demo_run_by_rita(lab)
     async with chromium() as browser:
         vera = await open_notebook(browser, lab, "vera")
         cells = await cell_ids(vera)
