@@ -52,3 +52,17 @@ def test_frame_assets_stay_inside_marimos_folder(server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         fetch(f"{server.url}marimo-collab/frontend/..%2F__init__.py")
     assert refused.value.code in (403, 404)
+
+
+def test_a_kernel_environment_without_marimo_is_a_clear_503(tmp_path: Path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "journal").mkdir()
+    proc = ServerProcess(tmp_path / "root", tmp_path / "journal",
+                         {"kernel_python": "/bin/false"}).start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch(f"{proc.url}marimo-collab/frontend/")
+        assert refused.value.code == 503
+        assert "marimo is not installed for /bin/false" in refused.value.read().decode()
+    finally:
+        proc.stop()

@@ -62,6 +62,13 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
         { type: 'set_ui_value', object_id: objectId, value },
         'Setting a UI value failed'
       ),
+    frameProblem: message => {
+      if (message !== null) {
+        this._setStatus({ problem: message });
+      } else if (this._status.problem.startsWith('Outputs cannot be shown')) {
+        this._setStatus({ problem: '' });
+      }
+    },
     functionCall: async call => {
       try {
         await this._connection.request({

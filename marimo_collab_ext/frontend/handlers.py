@@ -37,7 +37,10 @@ class OutputFramePageHandler(web.RequestHandler):
         try:
             frontend = await frontend_for(python)
         except FrontendUnavailable as e:
-            raise web.HTTPError(503, str(e)) from e
+            self.set_status(503)  # the reason, in the body: the page's own log shows it
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(f"marimo's frontend for outputs is not available: {e}")
+            return
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("Cache-Control", "no-store")

@@ -33,7 +33,12 @@ export interface OutputFrameHost {
   /** Resolves to an error message when the server refused the call. */
   functionCall(call: FunctionCall): Promise<string | null>;
   setModelValue(update: SetModelValue): void;
+  /** marimo's frontend did not start in the frame (null: it did, after all). */
+  frameProblem(message: string | null): void;
 }
+
+/** marimo's app is up in about 2 s here; past this the person must hear why outputs are missing. */
+const READY_TIMEOUT_MS = 30_000;
 
 /** marimo notifications that marimo's app in the frame needs (outputs go as `mc:outputs`). */
 const FORWARDED_OPS = new Set([
@@ -79,6 +84,7 @@ export class OutputFrame implements IDisposable {
   dispose(): void {
     if (!this._disposed) {
       this._disposed = true;
+      window.clearTimeout(this._readyTimer);
       window.removeEventListener('message', this._onMessage);
       this.node.remove();
     }
@@ -175,6 +181,15 @@ export class OutputFrame implements IDisposable {
 
   private _load(): void {
     this._ready = false;
+    window.clearTimeout(this._readyTimer);
+    this._readyTimer = window.setTimeout(() => {
+      if (!this._ready && !this._disposed) {
+        this._host.frameProblem(
+          "Outputs cannot be shown: marimo's frontend did not start in the output frame " +
+            '(is marimo installed for the kernel? see the server log)'
+        );
+      }
+    }, READY_TIMEOUT_MS);
     const dark = document.body.dataset.jpThemeLight === 'false';
     const url = URLExt.join(PageConfig.getBaseUrl(), 'marimo-collab/frontend/');
     this.node.src = `${url}?theme=${dark ? 'dark' : 'light'}`;
@@ -289,6 +304,8 @@ export class OutputFrame implements IDisposable {
     switch (type) {
       case 'ready':
         this._ready = true;
+        window.clearTimeout(this._readyTimer);
+        this._host.frameProblem(null);
         this._sendState();
         break;
       case 'sizes':
@@ -315,6 +332,7 @@ export class OutputFrame implements IDisposable {
   private _models: Record<string, Record<string, unknown>> = {};
   private _layout: { cells: LayoutEntry[]; width: number } | null = null;
   private _ready = false;
+  private _readyTimer = 0;
   private _disposed = false;
   private _sizesChanged = new Signal<this, Map<string, number>>(this);
 }
