@@ -123,10 +123,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     // marimo's app in the output frame takes its theme when it starts: reload
-    // it once the new theme's stylesheet is in place.
+    // it (when light/dark changed) once the new theme's stylesheet is in place.
     themeManager?.themeChanged.connect(() =>
       window.setTimeout(
-        () => tracker.forEach(widget => widget.content.session.reloadOutputs()),
+        () => tracker.forEach(widget => widget.content.session.themeChanged()),
         300
       )
     );

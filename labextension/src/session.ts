@@ -570,8 +570,8 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   }
 
   /** The JupyterLab theme changed: marimo's app takes its theme when it starts. */
-  reloadOutputs(): void {
-    this.outputFrame.reload();
+  themeChanged(): void {
+    this.outputFrame.themeChanged();
   }
 
   runAll(): void {

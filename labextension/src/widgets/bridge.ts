@@ -61,6 +61,11 @@ interface StoredValue {
   randomId: string | null;
 }
 
+/** JupyterLab's theme, as marimo names it. */
+function currentTheme(): 'light' | 'dark' {
+  return document.body.dataset.jpThemeLight === 'false' ? 'dark' : 'light';
+}
+
 export type LayoutEntry = [cellId: string, top: number, shown: boolean];
 
 export class OutputFrame implements IDisposable {
@@ -100,9 +105,11 @@ export class OutputFrame implements IDisposable {
     return this._ready;
   }
 
-  /** Load the frame again (the theme changed: marimo reads it at start). */
-  reload(): void {
-    this._load();
+  /** The theme changed: load the frame again if light/dark did (marimo reads it at start). */
+  themeChanged(): void {
+    if (currentTheme() !== this._theme) {
+      this._load();
+    }
   }
 
   setOutput(cellId: string, output: CellOutput | null, status: string): void {
@@ -190,9 +197,9 @@ export class OutputFrame implements IDisposable {
         );
       }
     }, READY_TIMEOUT_MS);
-    const dark = document.body.dataset.jpThemeLight === 'false';
+    this._theme = currentTheme();
     const url = URLExt.join(PageConfig.getBaseUrl(), 'marimo-collab/frontend/');
-    this.node.src = `${url}?theme=${dark ? 'dark' : 'light'}`;
+    this.node.src = `${url}?theme=${this._theme}`;
   }
 
   private _readOnly(): boolean {
@@ -332,6 +339,7 @@ export class OutputFrame implements IDisposable {
   private _models: Record<string, Record<string, unknown>> = {};
   private _layout: { cells: LayoutEntry[]; width: number } | null = null;
   private _ready = false;
+  private _theme: 'light' | 'dark' = 'light';
   private _readyTimer = 0;
   private _disposed = false;
   private _sizesChanged = new Signal<this, Map<string, number>>(this);
