@@ -15,7 +15,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from .auth.identity import IdentityUnavailable, identity_of, refresh_identity
+from .auth.identity import IdentityUnavailable, agent_identity, identity_of, refresh_identity
 from .auth.recheck import RoleWatcher
 from .auth.roles import Role, RolePolicy, authorize_message, is_owner, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
@@ -54,6 +54,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     auth_resource = "contents"
     room: Room | None = None
     peer: Peer | None = None
+    role_cap: Role = Role.RUNNER  # the role asked for in `join`
 
     @property
     def app(self):
@@ -204,6 +205,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         existing = room.presence.peers.get(peer_id)
         user = identity_of(self.role_watcher.user)
         owner = is_owner(self, self.role_watcher.user, self.policy)
+        asked = _asked_role(message.get("role"))
         # Jupyter names every token-authenticated connection anew, yet all are the owner.
         if existing is not None and existing.user.get("username") != user["username"] and not (
             owner and existing.owner
@@ -211,7 +213,12 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             raise BadRequest("that `peer_id` belongs to someone else")
         versions = message.get("versions")
         resume = message.get("session") == room.epoch and isinstance(versions, dict)
+        if message.get("agent") is True:
+            user = agent_identity(user)
         self.room = room
+        # A peer may ask for less than it is granted, never more (docs/protocol.md "Agents").
+        self.role_cap = asked
+        self.role = min(self.role, asked)
         self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
         room.add_peer(self.peer)
         asyncio.ensure_future(room.kernel.start_if_configured())
@@ -278,7 +285,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     def _role_changed(self, role: Role, user) -> None:
         """A grant or downgrade found by the re-check: every peer sees the new role."""
-        self.role = role
+        self.role = min(role, self.role_cap)
         if self.peer is not None and self.room is not None:
             self.room.set_role(self.peer, role.wire_name)
 
@@ -289,6 +296,17 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         super().on_close()
         if self.room is not None and self.peer is not None:
             self.room.remove_peer(self.peer.peer_id, self)
+
+
+def _asked_role(value: object) -> Role:
+    if value is None:
+        return Role.RUNNER
+    if not isinstance(value, str):
+        raise BadRequest("`role` must be viewer, editor or runner")
+    try:
+        return Role.parse(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _refuse_constant(name: str) -> float:

@@ -127,7 +127,7 @@ def with_peer(live, body, path: str = "demo.py"):
 def test_help_lists_the_commands():
     result = subprocess.run([*SCRIPT, "--help"], capture_output=True, text=True, check=True,
                             env=env_with(None))
-    for command in ("watch", "run", "save", "mirror"):
+    for command in ("watch", "run", "save", "mirror", "mcp"):
         assert command in result.stdout
     result = subprocess.run([*SCRIPT, "run", "--help"], capture_output=True, text=True,
                             check=True, env=env_with(None))

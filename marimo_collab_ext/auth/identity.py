@@ -117,3 +117,14 @@ def _hub_user(model: dict) -> Any:
 def _prune(now: float, max_age: float) -> None:
     for key in [k for k, (at, _) in _fresh.items() if now - at >= max_age]:
         del _fresh[key]
+
+
+def agent_identity(user: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a program acting for `user` (a `join` with `"agent": true`).
+
+    Still the user's username, so it can do nothing the user cannot; named and coloured so
+    peers tell it from the user's own editors (docs/protocol.md "Agents").
+    """
+    display_name = f"{user['display_name']}'s agent"
+    return {**user, "display_name": display_name, "initials": "AI", "agent": True,
+            "color": color_for(display_name)}

@@ -1,4 +1,5 @@
-"""The `marimo-collab` command: watch, run, save and mirror a live marimo session from a terminal.
+"""The `marimo-collab` command: watch, run, save and mirror a live marimo session from a terminal,
+or serve it to an AI agent (`mcp`).
 
 Usage and token handling: docs/clients.md.
 """
@@ -25,14 +26,16 @@ DEFAULT_SERVER = "http://127.0.0.1:8888/"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=os.environ.get("MARIMO_COLLAB_SERVER", DEFAULT_SERVER),
-                        help="server base URL, with JupyterHub's /user/<name>/ prefix if any"
-                             " (default: $MARIMO_COLLAB_SERVER or %(default)s)")
-    common.add_argument("--token-file", metavar="PATH",
-                        help="read the token from this file (default: $MARIMO_COLLAB_TOKEN,"
-                             " $JUPYTERHUB_API_TOKEN or $JUPYTER_TOKEN)")
-    common.add_argument("--token", help=argparse.SUPPRESS)  # visible in `ps`: warned about
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--server",
+                            default=os.environ.get("MARIMO_COLLAB_SERVER", DEFAULT_SERVER),
+                            help="server base URL, with JupyterHub's /user/<name>/ prefix if"
+                                 " any (default: $MARIMO_COLLAB_SERVER or %(default)s)")
+    connection.add_argument("--token-file", metavar="PATH",
+                            help="read the token from this file (default: $MARIMO_COLLAB_TOKEN,"
+                                 " $JUPYTERHUB_API_TOKEN or $JUPYTER_TOKEN)")
+    connection.add_argument("--token", help=argparse.SUPPRESS)  # visible in `ps`: warned about
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
     common.add_argument("notebook", help="notebook path on the server, relative to its root")
 
     parser = argparse.ArgumentParser(
@@ -65,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--poll", type=float, default=0.2, help="seconds between file checks")
     mirror.add_argument("--debounce", type=float, default=0.25,
                         help="seconds to gather peers' typing before rewriting the file")
+    mcp = sub.add_parser(
+        "mcp", parents=[connection], help="an MCP server: an AI agent joins notebooks as a peer",
+        description="Serve the Model Context Protocol on stdin/stdout: an AI agent's tools"
+                    " read, edit and run live notebooks as a visible peer (\"<you>'s agent\")"
+                    " with the token's role, narrowed by --role.")
+    mcp.add_argument("notebook", nargs="?",
+                     help="the notebook tools act on when they name none (default: none)")
+    mcp.add_argument("--role", choices=("viewer", "editor", "runner"), default="runner",
+                     help="the most the agent may do; the token's role still caps it"
+                          " (default %(default)s)")
+    mcp.add_argument("--type-delay", type=float, default=15, metavar="MS",
+                     help="milliseconds between typed words, so people can follow"
+                          " (0: each edit at once; default %(default)s)")
     return parser
 
 
@@ -77,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except TokenError as exc:
         print(f"marimo-collab: {exc}", file=sys.stderr)
         return 2
+    if args.command == "mcp":
+        return _mcp(args, token)
     try:
         return asyncio.run(_until_stopped(_command(args, token, out)))
     except KeyboardInterrupt:
@@ -195,6 +213,23 @@ async def _last_sync(client: CollabClient, mirror, log) -> None:
             await client.flush(timeout=5)
     except (*DISCONNECTED, MirrorError, CollabError):
         log("stopped with changes not confirmed by the server; they are in the local file")
+
+
+def _mcp(args: argparse.Namespace, token: str | None) -> int:
+    try:
+        from ..agent.server import Agent, serve
+    except ImportError as exc:
+        print(f"marimo-collab: {exc}", file=sys.stderr)
+        return 2
+    from ..auth.roles import Role
+
+    agent = Agent(args.server, token, Role.parse(args.role), max(args.type_delay, 0) / 1000,
+                  args.notebook)
+    try:
+        asyncio.run(serve(agent))
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _printer() -> Callable[[str], None]:

@@ -20,10 +20,11 @@ class ConnectError(Exception):
     """Could not join: a message a user can act on (bad token, wrong URL, no such notebook)."""
 
 
-async def open_client(server: str, path: str, token: str | None) -> CollabClient:
+async def open_client(server: str, path: str, token: str | None,
+                      join_fields: dict | None = None) -> CollabClient:
     """Connect and join, turning handshake failures into ConnectError with a useful message."""
     try:
-        return await CollabClient.connect(server, path, token=token)
+        return await CollabClient.connect(server, path, token=token, join_fields=join_fields)
     except InvalidStatus as exc:
         raise ConnectError(_describe_status(exc.response.status_code, server, path)) from None
     except CollabError as exc:

@@ -61,6 +61,8 @@ def output_text(entry: dict | None) -> str:
         return f"[{mimetype} output]"
     if not isinstance(data, str):
         return json.dumps(data)
+    if mimetype == "application/vnd.marimo+traceback":  # HTML-highlighted: keep indentation
+        return html.unescape(_TAG.sub("", data)).strip("\n")
     if mimetype in ("text/html", "text/markdown") and data.lstrip().startswith("<"):
         return _html_text(data)  # marimo sends markdown already rendered
     return data

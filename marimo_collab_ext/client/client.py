@@ -58,6 +58,9 @@ class CollabClient:
         self.pending: dict[object, asyncio.Future] = {}
         self.events: asyncio.Queue = asyncio.Queue()
         self.listeners: list[Callable[[dict], None]] = []
+        # (cell id, ChangeSet) for every change peers made to a local document: map positions
+        self.doc_listeners: list[Callable[[str, ChangeSet], None]] = []
+        self.join_fields: dict = {}  # sent in every join, e.g. {"role": "viewer", "agent": True}
         self.cells: dict[str, ClientCell] = {}
         self.order: list[str] = []
         self.structure_version = 0
@@ -73,11 +76,15 @@ class CollabClient:
 
     @classmethod
     async def connect(cls, server_url: str, path: str, token: str | None = None,
-                      **kwargs) -> CollabClient:
-        """Connect and join; `token` goes into the Authorization header."""
+                      join_fields: dict | None = None, **kwargs) -> CollabClient:
+        """Connect and join; `token` goes into the Authorization header.
+
+        `join_fields` are extra fields of every `join` (docs/protocol.md "Agents").
+        """
         headers = {"Authorization": f"token {token}"} if token else {}
         headers.update(kwargs.pop("headers", {}))
         client = cls(ws_url(server_url, path), headers)
+        client.join_fields = dict(join_fields or {})
         await client.open(**kwargs)
         return client
 
@@ -89,7 +96,7 @@ class CollabClient:
 
     async def join(self) -> dict:
         """Join (or re-join after a reconnect, catching up by versions when the epoch holds)."""
-        message: dict = {"type": "join", "peer_id": self.peer_id}
+        message: dict = {**self.join_fields, "type": "join", "peer_id": self.peer_id}
         if self.session:
             message["session"] = self.session
             message["versions"] = {cid: c.doc.version for cid, c in self.cells.items()}
@@ -172,7 +179,11 @@ class CollabClient:
         if version > cell.doc.version:
             asyncio.ensure_future(self._catch_up(cell))
             return
-        cell.doc.receive([Update(ChangeSet.from_json(u["changes"]), u["clientID"]) for u in raw])
+        applied = cell.doc.receive([Update(ChangeSet.from_json(u["changes"]), u["clientID"])
+                                    for u in raw])
+        if applied is not None:
+            for listener in list(self.doc_listeners):
+                listener(cell.cell_id, applied)
         self._schedule_push(cell)
 
     async def _catch_up(self, cell: ClientCell) -> None:
@@ -207,11 +218,13 @@ class CollabClient:
     def text(self, cell_id: str) -> str:
         return self.cells[cell_id].doc.doc
 
-    def edit(self, cell_id: str, specs: list[dict] | dict) -> None:
+    def edit(self, cell_id: str, specs: list[dict] | dict) -> ChangeSet:
         """Make a local change (positions in UTF-16 units of the current text) and push it."""
         cell = self.cells[cell_id]
-        cell.doc.local_change(ChangeSet.of(specs, cell.doc.length))
+        changes = ChangeSet.of(specs, cell.doc.length)
+        cell.doc.local_change(changes)
         self._schedule_push(cell)
+        return changes
 
     def _schedule_push(self, cell: ClientCell) -> None:
         if cell.pushing or not cell.doc.sendable() or self.ws is None:

@@ -52,10 +52,11 @@ class PeerDocument:
         """
         return list(self._unconfirmed)
 
-    def receive(self, updates: list[Update]) -> None:
+    def receive(self, updates: list[Update]) -> ChangeSet | None:
         """Take one accepted push from the authority (collab's ``receiveUpdates``).
 
         Own updates are confirmed by clientID; others are applied over the unconfirmed ones.
+        Returns what changed in the local document (None: nothing), to map positions kept on it.
         """
         unconfirmed = self._unconfirmed
         changes: ChangeSet | None = None
@@ -82,3 +83,4 @@ class PeerDocument:
         self.doc = doc
         self.version += len(updates)
         self._unconfirmed = unconfirmed
+        return changes
