@@ -56,6 +56,9 @@ class MarimoCollab(ExtensionApp):
     max_history = Int(
         2000, help="Accepted pushes kept per cell for catch-up; older ones are dropped."
     ).tag(config=True)
+    history_limit = Int(
+        1000, help="Most authorship records one `history` answer carries (the newest ones)."
+    ).tag(config=True)
     max_message_bytes = Int(
         4 * 1024 * 1024, help="Largest WebSocket frame accepted; larger frames close with 1009."
     ).tag(config=True)

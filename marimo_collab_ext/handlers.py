@@ -25,7 +25,8 @@ from .room.room import Room, encode
 
 # Requests answered with a `response`; `cursor` is fire-and-forget (docs/protocol.md).
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
-            "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value"}
+            "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value",
+            "history"}
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
               "set_model_value"}
@@ -240,6 +241,10 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     async def on_pull(self, message: dict) -> dict:
         return {"changes": self.room.pull(message.get("document_id"), message.get("version"))}
+
+    async def on_history(self, message: dict) -> dict:
+        return {"history": self.room.history(message.get("cell_id"), message.get("since"),
+                                             message.get("limit"))}
 
     async def on_cells(self, message: dict) -> dict:
         version, created = self.room.cells(self.peer, message.get("ops"))

@@ -123,6 +123,9 @@ def test_agent_and_human_typing_in_one_cell_both_survive(live):
                 assert late.text(cell_id) == expected
                 await late.close()
                 assert expected in await call(session, "read_cell", cell=cell_id)
+                # Every push of both is in the cell's history, under rita (the agent's user).
+                edits = (await call(session, "history", cell=1, limit=1000)).splitlines()
+                assert len(edits) >= 2 and all(" rita edited #1 " + cell_id in e for e in edits)
         finally:
             await person.close()
 
@@ -207,6 +210,7 @@ def test_viewer_agent_edits_are_refused_with_a_clear_error(live):
             # vera's token only reads: the server says viewer, the agent refuses before sending.
             async with agent(live, "vera-token", path, "--type-delay", "0") as session:
                 assert "z = 3" in await call(session, "read_cell", cell=1)
+                assert await call(session, "history") == "no edits in this session yet"
                 error = await refused(session, "edit_cell", cell=1, text="z = 4")
                 assert "viewer" in error and "editor" in error and "Nothing was sent" in error
                 assert "runner" in await refused(session, "run_cells", cells=[1])

@@ -100,6 +100,7 @@ def test_every_protocol_message_type_has_a_role():
         "cursor",
         "heartbeat",
         "pull",
+        "history",
     }
     assert {t for t, r in ACTIONS.items() if r is Role.EDITOR} == {"change", "cells", "save"}
     assert {t for t, r in ACTIONS.items() if r is Role.RUNNER} == {

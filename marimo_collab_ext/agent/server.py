@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -282,6 +283,25 @@ def build_server(agent: Agent) -> MCPServer:
                 if e["status"] in ("queued", "running") and c in nb.client.cells]
         return f"still busy after {timeout:g} s: kernel {nb.kernel_status}; " + \
             (", ".join(busy) or "no cell running")
+
+    @tool
+    async def history(cell: str | int | None = None, limit: int = 50,
+                      notebook: str | None = None) -> str:
+        """Who edited the notebook's cells (or one cell) in this session, and when: the newest
+        `limit` edits, oldest first. Edits by agents carry their user's name."""
+        nb = await agent.notebook(notebook, "history")
+        request: dict = {"type": "history", "limit": max(1, limit)}
+        if cell is not None:
+            request["cell_id"] = nb.cell_id(cell)
+        records = (await nb.client.request(request))["history"]
+        lines = []
+        for record in records:
+            cell_id = record["cell_id"]
+            where = nb.label(cell_id) if cell_id in nb.client.cells else f"{cell_id} (deleted)"
+            who = record["username"] or "the file on disk"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["at"]))
+            lines.append(f"{when} {who} edited {where} (version {record['version']})")
+        return "\n".join(lines) or "no edits in this session yet"
 
     @tool
     async def set_ui_value(object_id: str, value: Any, wait: bool = True, timeout: float = 120,

@@ -45,6 +45,7 @@ ACTIONS: dict[str, Role] = {
     "cursor": Role.VIEWER,
     "heartbeat": Role.VIEWER,
     "pull": Role.VIEWER,
+    "history": Role.VIEWER,
     "change": Role.EDITOR,
     "cells": Role.EDITOR,
     "save": Role.EDITOR,

@@ -262,6 +262,30 @@ class Room:
         authority = self.authority(cell_id)
         return self._pull_entries(authority, self._check_version(version))
 
+    def history(self, cell_id: object, since: object, limit: object) -> list[dict]:
+        """Who made this session's accepted pushes, and when: the newest `limit`, oldest first.
+
+        From the journal's authorship records, which outlive compaction (protocol "History").
+        """
+        if cell_id is not None and (not isinstance(cell_id, str) or len(cell_id) > 128):
+            raise BadRequest("`cell_id` must be a cell id")
+        if since is not None:
+            try:
+                if isinstance(since, bool) or not isinstance(since, (int, float)):
+                    raise TypeError
+                since = float(since)  # SQLite takes no integer beyond 64 bits
+            except (TypeError, OverflowError):
+                raise BadRequest("`since` must be a Unix time in seconds") from None
+        most = self.settings.history_limit
+        if limit is None:
+            limit = most
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadRequest("`limit` must be a positive integer")
+        records = self.journal.authorship(cell_id, epoch=self.epoch, since=since,
+                                          limit=min(limit, most))
+        return [{"cell_id": r.cell_id, "version": r.version, "username": r.username, "at": r.at}
+                for r in records]
+
     @staticmethod
     def _pull_entries(authority: CellAuthority, version: int) -> list[dict]:
         return [{"version": push.version, "updates": updates_to_json(push.updates)}
