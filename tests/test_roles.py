@@ -618,3 +618,23 @@ async def test_changed_rights_reach_an_open_socket(server, notebook):
     TableAuthorizer.rights["eddie"] = set()
     code, reason = await eddie.wait_closed(timeout=10)
     assert code == CLOSE_FORBIDDEN and reason
+
+
+async def test_a_grant_never_raises_a_peer_above_the_role_it_joined_with(server, notebook):
+    url = server["url"].replace("http://", "ws://") + f"api/marimo-collab/ws?path={notebook}"
+    narrowed = await Peer.connect(url, "eddie-token")
+    joined = await narrowed.request({"type": "join", "peer_id": "eddie-agent", "role": "viewer"})
+    assert joined["self"]["role"] == "viewer"
+    watching, _ = await socket_as(server, notebook, "eddie-token")
+    TableAuthorizer.rights["eddie"] = set(EXECUTE)  # eddie may now run
+    # The un-narrowed socket's re-check sees it; the narrowed one's, on the same interval too.
+    await watching.next(lambda m: m.get("type") == "presence" and m["event"] == "update"
+                        and m["peer"]["peer_id"] != "eddie-agent"
+                        and m["peer"]["role"] == "runner", timeout=10)
+    await asyncio.sleep(1.0)  # several re-check intervals (0.2 s) of the narrowed socket
+    cell = joined["notebook"]["cells"][-1]
+    assert (await narrowed.request(append(cell, " # x")))["error"]["code"] == "forbidden"
+    reply = await narrowed.request({"type": "run", "cell_ids": [cell["id"]]})
+    assert reply["error"]["code"] == "forbidden"
+    await narrowed.close()
+    await watching.close()
