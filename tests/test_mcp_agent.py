@@ -158,6 +158,31 @@ def test_agent_is_a_visible_peer_with_its_cursor_where_it_types(live):
     asyncio.run(main())
 
 
+def test_edit_forms_count_characters_and_say_what_is_wrong(live):
+    path = write(live, "forms.py", "s = '😀x'\nt = s * 2")
+
+    async def main():
+        async with agent(live, "eddie-token", path, "--type-delay", "0") as session:
+            # Positions count characters (the emoji is one), not UTF-16 units.
+            assert "s = '😀yx'" in await call(session, "edit_cell", cell=1, start=6, text="y")
+            assert "s = '😀zx'" in await call(session, "edit_cell", cell=1, start=6, end=7,
+                                              text="z")
+            answer = await call(session, "edit_cell", cell=1, find="s * 2", text="s * 3")
+            assert answer.endswith("s = '😀zx'\nt = s * 3")
+            whole = await call(session, "edit_cell", cell=1, text="s = '😀'\nt = s")
+            assert whole.endswith("\ns = '😀'\nt = s")
+            assert "occurs 0 times" in await refused(session, "edit_cell", cell=1, find="nope",
+                                                     text="x")
+            assert "occurs 2 times" in await refused(session, "edit_cell", cell=1, find="s",
+                                                     text="x")
+            assert "start <= end" in await refused(session, "edit_cell", cell=1, start=99,
+                                                   text="x")
+            assert "no cell #5" in await refused(session, "read_cell", cell=5)
+            assert "runner" in await refused(session, "run_cells", cells=[1])  # eddie edits
+
+    asyncio.run(main())
+
+
 def test_agent_adds_runs_and_reads_outputs(live):
     path = write(live, "compute.py", "import time")
 
