@@ -217,7 +217,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         if message.get("agent") is True:
             user = agent_identity(user)
         self.room = room
-        # A peer may ask for less than it is granted, never more (docs/protocol.md "Agents").
+        # A peer may ask for less than it is granted, never more (docs/protocol.md, "Agents and
+        # narrowed roles"); re-checks keep the cap.
         self.role_cap = asked
         self.role = min(self.role, asked)
         self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
@@ -292,7 +293,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         """A grant or downgrade found by the re-check: every peer sees the new role."""
         self.role = min(role, self.role_cap)
         if self.peer is not None and self.room is not None:
-            self.room.set_role(self.peer, role.wire_name)
+            self.room.set_role(self.peer, self.role.wire_name)
 
     def on_close(self) -> None:
         watcher = getattr(self, "role_watcher", None)

@@ -632,6 +632,10 @@ async def test_a_grant_never_raises_a_peer_above_the_role_it_joined_with(server,
                         and m["peer"]["peer_id"] != "eddie-agent"
                         and m["peer"]["role"] == "runner", timeout=10)
     await asyncio.sleep(1.0)  # several re-check intervals (0.2 s) of the narrowed socket
+    # Peers see it as it joined, and the server holds it to that.
+    late, seen = await socket_as(server, notebook, "vera-token")
+    assert {p["peer_id"]: p["role"] for p in seen["peers"]}["eddie-agent"] == "viewer"
+    await late.close()
     cell = joined["notebook"]["cells"][-1]
     assert (await narrowed.request(append(cell, " # x")))["error"]["code"] == "forbidden"
     reply = await narrowed.request({"type": "run", "cell_ids": [cell["id"]]})

@@ -1,7 +1,8 @@
 """One notebook the agent has joined: its connection, what peers see of the kernel, its typing.
 
-The agent is a peer like any other (docs/protocol.md "Agents"): it joins with `"agent": true`
-and the role it was narrowed to, so the room shows it as "<user>'s agent" with that role.
+The agent is a peer like any other (docs/protocol.md, "Agents and narrowed roles"): it joins
+with `"agent": true` and the role it was narrowed to, so the room shows it as "<user>'s agent"
+with that role.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def agent_identity(user: dict[str, Any]) -> dict[str, Any]:
     """The identity of a program acting for `user` (a `join` with `"agent": true`).
 
     Still the user's username, so it can do nothing the user cannot; named and coloured so
-    peers tell it from the user's own editors (docs/protocol.md "Agents").
+    peers tell it from the user's own editors (docs/protocol.md, "Agents and narrowed roles").
     """
     display_name = f"{user['display_name']}'s agent"
     return {**user, "display_name": display_name, "initials": "AI", "agent": True,

@@ -79,7 +79,8 @@ class CollabClient:
                       join_fields: dict | None = None, **kwargs) -> CollabClient:
         """Connect and join; `token` goes into the Authorization header.
 
-        `join_fields` are extra fields of every `join` (docs/protocol.md "Agents").
+        `join_fields` are extra fields of every `join` (docs/protocol.md, "Agents and narrowed
+        roles").
         """
         headers = {"Authorization": f"token {token}"} if token else {}
         headers.update(kwargs.pop("headers", {}))
