@@ -214,6 +214,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.room = room
         self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
         room.add_peer(self.peer)
+        self.app.grant_store.record_join(self.notebook_path, user["username"], self.peer.role)
         asyncio.ensure_future(room.kernel.start_if_configured())
         return {
             "session": room.epoch,
