@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 from jupyter_server.auth.identity import IdentityProvider
 from tornado.httpclient import HTTPClientError
@@ -217,6 +219,15 @@ def test_the_grants_file_is_refused_to_everyone_but_the_owner(authorizer, tmp_pa
 # ---- REST on a plain server (its token's holder is the owner) -----------------------------------
 
 
+SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "protocol.schema.json").read_text())
+
+
+def check_schema(body: dict) -> dict:
+    """`body` is one of the REST bodies docs/protocol.schema.json describes."""
+    jsonschema.validate(body, {**SCHEMA, "oneOf": [{"$ref": "#/$defs/grants_rest"}]})
+    return body
+
+
 async def test_owner_manages_grants_over_rest(jp_fetch, jp_serverapp, tmp_path):
     async def call(method, body=None, **params):
         kwargs = {"method": method, "params": params}
@@ -224,7 +235,7 @@ async def test_owner_manages_grants_over_rest(jp_fetch, jp_serverapp, tmp_path):
             kwargs["body"] = json.dumps(body)
             kwargs["allow_nonstandard_methods"] = True
         reply = await jp_fetch("api", "marimo-collab", "grants", **kwargs)
-        return reply.code, json.loads(reply.body)
+        return reply.code, check_schema(json.loads(reply.body))
 
     code, created = await call("PUT", {"path": "proj/a.py", "user": "pia", "role": "editor"})
     assert code == 201 and created["grant"] == {"path": "proj/a.py", "user": "pia",
@@ -254,7 +265,7 @@ async def test_owner_manages_grants_over_rest(jp_fetch, jp_serverapp, tmp_path):
 async def test_joins_are_in_the_audit_log(jp_fetch, connect):
     client = await connect()
     reply = await jp_fetch("api", "marimo-collab", "grants", "audit", params={"path": "demo.py"})
-    joins = json.loads(reply.body)["joins"]
+    joins = check_schema(json.loads(reply.body))["joins"]
     assert joins and joins[-1]["path"] == "demo.py" and joins[-1]["role"] == "runner"
     assert joins[-1]["username"] and joins[-1]["at"].endswith("Z")
     await client.close()

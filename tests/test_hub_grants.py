@@ -116,12 +116,15 @@ def test_guests_are_confined_over_rest(hub, tokens, guests):
     assert server_call(hub, "GET", "api/contents/", owner)[0] == 200
     assert server_call(hub, "PUT", SETTINGS, owner, settings_body)[0] == 204
     assert server_call(hub, "PUT", WORKSPACE, owner, workspace_body)[0] == 204
-    for user, (own, _role) in GUESTS.items():
+    for user, (own, role) in GUESTS.items():
         token = guests[user]
         folder = own.split("/")[0]
         status, model = server_call(hub, "GET", f"api/contents/{own}", token)
         assert status == 200 and model["path"] == own, (user, status)
         assert server_call(hub, "GET", f"files/{quote(own)}", token)[0] == 200, user
+        save = {"type": "file", "format": "text", "content": model["content"]}
+        status, _ = server_call(hub, "PUT", f"api/contents/{own}", token, save)
+        assert status == (403 if role == "viewer" else 200), (user, status)
         refused = {
             "contents of another file": ("GET", "api/contents/secret.py", None),
             "contents beside the grant": ("GET", f"api/contents/{folder}/../demo.py", None),
@@ -147,6 +150,16 @@ def test_guests_are_confined_over_rest(hub, tokens, guests):
             assert status in (403, 404) if "beside" in what else status == 403, (user, what,
                                                                                  status)
     assert (hub.home("alice") / "proj/a.py").exists()
+
+
+def test_jupyterlab_settings_writes_need_execute_for_everyone_but_the_owner(hub, tokens):
+    # jupyterlab_server checks only the login; marimo_collab_ext.grants.lab_guard asks the
+    # Authorizer. carol (viewer by a hub role) and hank (editor by group) may read, not write.
+    for user in ("carol", "hank"):
+        assert server_call(hub, "GET", SETTINGS, tokens[user])[0] == 200, user
+        assert server_call(hub, "PUT", SETTINGS, tokens[user], {"raw": "{}"})[0] == 403, user
+        assert server_call(hub, "PUT", WORKSPACE, tokens[user],
+                           {"data": {}, "metadata": {"id": "grants-test"}})[0] == 403, user
 
 
 async def test_audit_shows_who_joined(hub, tokens, guests):
