@@ -102,6 +102,19 @@ def test_another_writer_is_picked_up_and_the_audit_log_persists(tmp_path):
     assert reloaded.joins()[0].to_json()["at"].endswith("Z")
 
 
+def test_an_unreadable_grants_file_fails_closed(tmp_path, authorizer):
+    path = tmp_path / "g.json"
+    path.write_text("{not json")
+    store = GrantStore(path)  # the server still starts
+    with pytest.raises(GrantError):
+        store.role_for("gus", (), "a.py")
+    with pytest.raises(GrantError):  # a guest's request fails, never falls back to access_level
+        authorizer.is_authorized(rest(store, "a.py"), hub_user("gus"), "read", "contents")
+    assert authorizer.is_authorized(rest(store, "a.py"), hub_user("alice"), "read", "contents")
+    path.write_text('{"grants": [{"path": "a.py", "user": "gus", "role": "viewer"}]}')
+    assert store.role_for("gus", (), "a.py") is Role.VIEWER
+
+
 def test_state_folder_inside_the_served_folder_is_recognised(tmp_path):
     store = GrantStore(tmp_path / ".local/state/marimo-collab/grants.json",
                        served_root=str(tmp_path))

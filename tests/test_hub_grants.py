@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import websockets
 
-from tests.hub.harness import EXAMPLE, Peer, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
+from tests.hub.harness import EXAMPLE, Browser, Peer, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
 from tests.test_hub import ACCESS, append_change
 
 pytestmark = pytest.mark.hub
@@ -102,6 +102,20 @@ async def test_our_socket_refuses_every_other_notebook(hub, guests):
             with pytest.raises(websockets.InvalidStatus) as refused:
                 await Peer.connect(hub.ws_url("alice", notebook), guests[user])
             assert refused.value.response.status_code == 403, (user, notebook)
+
+
+async def test_a_guest_browser_joins_at_the_granted_role(hub, guests):
+    # gus's share reaches his browser's OAuth token as access:servers; the grant does the rest.
+    browser = Browser(hub)
+    browser.login("gus")
+    browser.open_server("alice")
+    peer = await Peer.connect_as_browser(hub.ws_url("alice", "course/week1.py"), browser, "alice")
+    joined = await peer.join()
+    assert joined["self"]["role"] == "viewer" and joined["self"]["user"]["username"] == "gus"
+    await peer.close()
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await Peer.connect_as_browser(hub.ws_url("alice", "proj/a.py"), browser, "alice")
+    assert refused.value.response.status_code == 403
 
 
 SETTINGS = "lab/api/settings/@jupyterlab/apputils-extension:themes"

@@ -14,6 +14,8 @@ from tornado import web
 from ..auth.roles import RolePolicy, is_owner
 from .store import Grant, GrantError, GrantStore, covers, normalize_grant_path
 
+_rechecks: set[asyncio.Task] = set()  # referenced until done (the loop keeps only weak refs)
+
 
 class OwnerOnlyHandler(APIHandler):
     """Answers only the server's own user (`auth.roles.is_owner`); everyone else gets 403."""
@@ -107,7 +109,9 @@ class GrantsHandler(OwnerOnlyHandler):
             for peer in list(room.presence.peers.values()):
                 watcher = getattr(peer.connection, "role_watcher", None)
                 if watcher is not None:
-                    asyncio.ensure_future(watcher.check_now())
+                    task = asyncio.ensure_future(watcher.check_now())
+                    _rechecks.add(task)
+                    task.add_done_callback(_rechecks.discard)
 
 
 class AuditHandler(OwnerOnlyHandler):

@@ -113,11 +113,10 @@ class GrantStore:
         self._grants: dict[tuple[str, str, str], Grant] = {}
         # Grantees whose hub share this server made (and so may remove): (kind, name).
         self._hub_shares: set[tuple[str, str]] = set()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int] | None | bool = False  # False: not read yet
         self._joins: deque[Join] = deque(maxlen=max(1, audit_size))
         self._audit_lines = 0
-        self._load()
-        self._load_audit()
+        self._load_audit()  # the grants themselves load on first use (a bad file: see _load)
 
     # ---- grants ------------------------------------------------------------------------------
 
@@ -228,15 +227,21 @@ class GrantStore:
             self._load()
 
     def _load(self) -> None:
-        self._stamp = self._stat()
-        if self._stamp is None:
-            self._grants, self._hub_shares = {}, set()
+        """Read the file. One that cannot be read raises on every use until it is fixed: the
+        grantees' requests fail (500) rather than fall back to what a plain share gives."""
+        stamp = self._stat()
+        if stamp is None:
+            self._grants, self._hub_shares, self._stamp = {}, set(), None
             return
-        data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        grants = [Grant.from_json(item) for item in data.get("grants", [])]
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+            grants = [Grant.from_json(item) for item in data.get("grants", [])]
+        except (OSError, ValueError, AttributeError) as e:
+            raise GrantError(f"{self.path} is not a readable grants file: {e}") from None
         self._grants = {(g.path, g.kind, g.name): g for g in grants}
         self._hub_shares = {(s["kind"], s["name"]) for s in data.get("hub_shares", [])
                             if isinstance(s, dict) and s.get("kind") in KINDS}
+        self._stamp = stamp
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
