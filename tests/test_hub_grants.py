@@ -139,6 +139,8 @@ def test_guests_are_confined_over_rest(hub, tokens, guests):
         save = {"type": "file", "format": "text", "content": model["content"]}
         status, _ = server_call(hub, "PUT", f"api/contents/{own}", token, save)
         assert status == (403 if role == "viewer" else 200), (user, status)
+        status, _ = server_call(hub, "POST", f"api/contents/{own}/checkpoints", token, {})
+        assert status == (403 if role == "viewer" else 201), (user, status)
         refused = {
             "contents of another file": ("GET", "api/contents/secret.py", None),
             "contents beside the grant": ("GET", f"api/contents/{folder}/../demo.py", None),
@@ -302,3 +304,41 @@ async def test_grants_survive_a_restart_of_the_server(hub, tokens, guests):
         await peer.close()
     status, reply = grants_api(hub, "GET", tokens["alice"], query="/audit")
     assert any(j["username"] == "gus" for j in reply["joins"])  # the log survived too
+
+
+async def test_a_guest_opens_the_granted_notebook_in_jupyterlab(hub, guests):
+    # The documented multiplayer URL, on alice's server, in a real browser logged in as pia:
+    # JupyterLab loads (its file browser empty, kernels, sessions, terminals and workspace saves
+    # refused), and the granted notebook opens, connects and takes pia's typing.
+    from tests.browser_harness import FACTORY, chromium, screenshot
+
+    target = (f"/user/alice/lab/workspaces/pia/tree/{quote('proj/a.py')}"
+              f"?factory={quote(FACTORY)}")
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1300, "height": 900})
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}")
+                if r.status >= 400 else None)
+        await page.goto(f"{hub.url}/hub/login?next={quote(target)}")
+        await page.fill("input[name=username]", "pia")
+        await page.fill("input[name=password]", hub.password)
+        await page.click("input[type=submit], button[type=submit]")
+        await page.wait_for_load_state()
+        if "/oauth2/authorize" in page.url:
+            await page.click("input[type=submit], button[type=submit]")
+        try:
+            await page.wait_for_selector("[data-cell-id] .cm-editor", state="attached",
+                                         timeout=90_000)
+            await page.wait_for_selector('[data-connection-status="connected"]', timeout=60_000)
+        finally:
+            await screenshot(page, "hub-guest-pia")
+        # What JupyterLab tried and was refused: nothing of the granted notebook's own.
+        assert not [e for e in errors if "proj/a.py" in e or "marimo-collab" in e], errors
+        cell = page.locator("[data-cell-id] .cm-content").first
+        await cell.click()
+        await page.keyboard.type("# typed by pia ")
+        await page.wait_for_timeout(2000)
+    peer, joined = await join(hub, guests["pia"], "proj/a.py")
+    await peer.close()
+    assert any("# typed by pia" in c["code"] for c in joined["notebook"]["cells"])

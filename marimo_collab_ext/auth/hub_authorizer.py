@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.services.contents.handlers import CheckpointsHandler, ModifyCheckpointsHandler
 from jupyterhub.services.auth import check_scopes
 from traitlets import Dict, Set, Unicode, default, validate
 
@@ -167,7 +168,8 @@ class HubScopeAuthorizer(Authorizer):
             return False
         if getattr(handler, PATH_ATTRIBUTE, None) is not None:
             return True  # our socket: each message's own check
-        # Jupyter's REST API: read the file, or save it in place (no copy, rename, delete).
+        # Jupyter's REST API: read the file, save it in place, or create, restore and delete its
+        # checkpoints (JupyterLab makes one on opening); no copy, rename, delete or new file.
         return action == "read" or (resource == "contents" and _is_plain_save(handler))
 
     def _is_owner(self, hub_user: dict) -> bool:
@@ -225,7 +227,11 @@ def _grantee_of(hub_user: dict) -> tuple[str, frozenset[str]]:
 
 def _is_plain_save(handler: Any) -> bool:
     request = getattr(handler, "request", None)
-    if request is None or request.method != "PUT":
+    if request is None:
+        return False
+    if isinstance(handler, (CheckpointsHandler, ModifyCheckpointsHandler)):
+        return request.method in ("POST", "DELETE")
+    if request.method != "PUT":
         return False
     try:
         body = json.loads(request.body or b"{}")
