@@ -12,7 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from .frontend.handlers import OutputFrameAssetHandler, OutputFramePageHandler
-from .grants.handlers import AuditHandler, GrantsHandler
+from .grants.handlers import AuditHandler, ClaimHandler, GrantsHandler, LinksHandler
 from .grants.hub_shares import HubShares
 from .grants.lab_guard import guard_lab_handlers
 from .grants.store import GrantStore, default_grants_file
@@ -159,6 +159,8 @@ class MarimoCollab(ExtensionApp):
         self.handlers.append((r"/api/marimo-collab/ws", CollabSocketHandler))
         self.handlers.append((r"/api/marimo-collab/grants", GrantsHandler))
         self.handlers.append((r"/api/marimo-collab/grants/audit", AuditHandler))
+        self.handlers.append((r"/api/marimo-collab/grants/links", LinksHandler))
+        self.handlers.append((r"/marimo-collab/claim/([A-Za-z0-9_-]+)", ClaimHandler))
         # The notebook's output frame: marimo's compiled frontend (docs/widgets.md).
         self.handlers.append((r"/marimo-collab/frontend/", OutputFramePageHandler))
         self.handlers.append((r"/marimo-collab/frontend/(.+)", OutputFrameAssetHandler,

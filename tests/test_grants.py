@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,13 @@ from tornado.httpclient import HTTPClientError
 
 from marimo_collab_ext.auth.hub_authorizer import HubScopeAuthorizer
 from marimo_collab_ext.auth.roles import PATH_ATTRIBUTE, Role
-from marimo_collab_ext.grants.store import Grant, GrantError, GrantStore, default_grants_file
+from marimo_collab_ext.grants.store import (
+    Grant,
+    GrantError,
+    GrantStore,
+    ShareLink,
+    default_grants_file,
+)
 
 ACCESS = "access:servers!server=alice/"
 
@@ -100,6 +107,18 @@ def test_another_writer_is_picked_up_and_the_audit_log_persists(tmp_path):
     reloaded = GrantStore(path, audit_size=3)
     assert [j.username for j in reloaded.joins()] == ["u5", "u6", "u7"]
     assert reloaded.joins()[0].to_json()["at"].endswith("Z")
+
+
+def test_share_links_persist_until_they_expire(tmp_path):
+    path = tmp_path / "g.json"
+    store = GrantStore(path)
+    live = ShareLink("abc", "talk/slides.py", Role.EDITOR, time.time() + 60, "sc_1")
+    store.add_link(live)
+    store.add_link(ShareLink("old", "talk/slides.py", Role.VIEWER, time.time() - 1, "sc_2"))
+    again = GrantStore(path)
+    assert [k.id for k in again.links()] == ["abc"] and again.link("old") is None
+    assert again.link("abc") == live and again.links("talk") == [live]
+    assert again.delete_link("abc") == live and GrantStore(path).links() == []
 
 
 def test_an_unreadable_grants_file_fails_closed(tmp_path, authorizer):

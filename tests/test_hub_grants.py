@@ -17,7 +17,8 @@ from urllib.parse import quote
 import pytest
 import websockets
 
-from tests.hub.harness import EXAMPLE, Browser, Peer, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
+from tests.hub.harness import EXAMPLE, Browser, Peer, _hidden_inputs, hub_fixture, tokens_fixture  # noqa: F401 - fixtures
+from tests.test_grants import check_schema
 from tests.test_hub import ACCESS, append_change
 
 pytestmark = pytest.mark.hub
@@ -31,12 +32,11 @@ GUESTS = {  # user -> (notebook, role)
 
 
 def server_call(hub, method: str, path: str, token: str, body: object = None,
-                content: bytes | None = None) -> tuple[int, object]:
-    """One request to alice's single-user server through the proxy: (status, JSON or text)."""
-    data = content if content is not None else (
-        None if body is None else json.dumps(body).encode())
+                owner: str = "alice") -> tuple[int, object]:
+    """One request to a single-user server through the proxy: (status, JSON or text)."""
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"{hub.url}/user/alice/{path}", data=data, method=method,
+        f"{hub.url}/user/{owner}/{path}", data=data, method=method,
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -73,8 +73,8 @@ def guests(hub, tokens):
     return {user: hub.token_for(user) for user in GUESTS}
 
 
-async def join(hub, token: str, notebook: str) -> tuple[Peer, dict]:
-    peer = await Peer.connect(hub.ws_url("alice", notebook), token)
+async def join(hub, token: str, notebook: str, owner: str = "alice") -> tuple[Peer, dict]:
+    peer = await Peer.connect(hub.ws_url(owner, notebook), token)
     joined = await peer.join()
     assert joined["status"] == "ok", joined
     return peer, joined
@@ -280,6 +280,77 @@ async def test_a_share_made_by_hand_is_left_alone(hub, tokens, guests):
     assert reply["hub_share"] == {"status": "exists"}, reply
     grants_api(hub, "DELETE", tokens["alice"], grant)
     assert shared_with(hub, "gus") == [ACCESS]
+
+
+def accept_share(browser: Browser, url: str) -> str:
+    """Accept a hub share code in the browser, through the server's OAuth; the final URL."""
+    _, page = browser.get(url)
+    url, page = browser.post(browser.hub.url + url, _hidden_inputs(page, "_xsrf")
+                             + _hidden_inputs(page, "code"))
+    if "/hub/api/oauth2/authorize" in url:
+        url, page = browser.post(url, _hidden_inputs(page, "_xsrf")
+                                 + _hidden_inputs(page, "scopes"))
+    return url
+
+
+async def test_a_share_link_gives_whoever_accepts_it_that_notebook_at_its_role(hub, tokens):
+    # olga's server reads a plain share as nothing (access_level "none",
+    # tests/hub/singleuser/jupyter_server_config.py), as share links require.
+    hub.create_users(["olga", "wes", "xia"])
+    home = hub.home("olga")
+    (home / "talk").mkdir(parents=True, exist_ok=True)
+    shutil.copy(EXAMPLE, home / "talk" / "slides.py")
+    shutil.copy(EXAMPLE, home / "other.py")
+    hub.start_server("olga")
+    olga = hub.token_for("olga")
+    link_body = {"path": "talk/slides.py", "role": "editor", "expires_in": 3600}
+    status, reply = server_call(hub, "POST", "api/marimo-collab/grants/links", tokens["alice"],
+                                link_body)
+    assert status == 409, (status, reply)  # alice's plain shares read everything: no links
+    status, reply = server_call(hub, "POST", "api/marimo-collab/grants/links", olga, link_body,
+                                owner="olga")
+    assert status == 201, (status, reply)
+    link, url = check_schema(reply)["link"], reply["url"]
+    assert url.startswith("/hub/accept-share?code=") and link["role"] == "editor"
+
+    # wes accepts in a browser and lands in JupyterLab on that notebook, an editor of it alone.
+    browser = Browser(hub)
+    browser.login("wes")
+    final = accept_share(browser, url)
+    assert "/user/olga/lab/workspaces/wes/tree/talk/slides.py" in final, final
+    grants = server_call(hub, "GET", "api/marimo-collab/grants", olga, owner="olga")[1]["grants"]
+    assert {"path": "talk/slides.py", "user": "wes", "role": "editor"} in grants
+    wes = hub.token_for("wes")
+    peer, joined = await join(hub, wes, "talk/slides.py", owner="olga")
+    assert joined["self"]["role"] == "editor"
+    await peer.close()
+    with pytest.raises(websockets.InvalidStatus):
+        await Peer.connect(hub.ws_url("olga", "other.py"), wes)
+    assert server_call(hub, "GET", "api/contents/", wes, owner="olga")[0] == 403
+
+    # xia accepts the hub's code but skips the link's own step: she reaches olga's server,
+    # and may open nothing there.
+    browser = Browser(hub)
+    browser.login("xia")
+    final = accept_share(browser, url.split("&next=")[0])
+    assert "/user/olga/" in final, final
+    xia = hub.token_for("xia")
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await Peer.connect(hub.ws_url("olga", "talk/slides.py"), xia)
+    assert refused.value.response.status_code == 403
+    assert server_call(hub, "GET", "api/contents/other.py", xia, owner="olga")[0] == 403
+
+    # Withdrawn: the link's step answers 404, the hub's code is gone.
+    status, reply = server_call(hub, "DELETE", "api/marimo-collab/grants/links", olga,
+                                {"id": link["id"]}, owner="olga")
+    assert status == 200 and check_schema(reply)["removed"] == link
+    assert server_call(hub, "GET", "api/marimo-collab/grants/links", olga,
+                       owner="olga")[1] == {"links": []}
+    claim = f"/user/olga/marimo-collab/claim/{link['id']}"
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        browser.get(claim)
+    assert gone.value.code == 404
+    assert hub.ok("GET", "/share-codes/olga/")["items"] == []
 
 
 async def test_grants_survive_a_restart_of_the_server(hub, tokens, guests):

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
 
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.httputil import url_concat
 
 from ..auth.roles import RolePolicy, is_owner
-from .store import Grant, GrantError, GrantStore, covers, normalize_grant_path
+from .store import Grant, GrantError, GrantStore, ShareLink, covers, normalize_grant_path
 
 _rechecks: set[asyncio.Task] = set()  # referenced until done (the loop keeps only weak refs)
 
@@ -122,3 +126,95 @@ class AuditHandler(OwnerOnlyHandler):
         self.check_owner()
         joins = self.store.joins(self.path_argument())
         self.finish({"joins": [j.to_json() for j in joins]})
+
+
+class LinksHandler(OwnerOnlyHandler):
+    """Share links: a JupyterHub share code plus a claim URL that turns into a grant.
+
+    `POST {"path", "role", "expires_in"?}` -> {"link", "url"}; `GET [?path=]`; `DELETE {"id"}`.
+    """
+
+    @web.authenticated
+    def get(self) -> None:
+        self.check_owner()
+        self.finish({"links": [k.to_json() for k in self.store.links(self.path_argument())]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        self.check_owner()
+        body = self.body()
+        try:
+            probe = Grant.from_json({**body, "user": "-"})
+        except GrantError as e:
+            raise web.HTTPError(400, str(e)) from None
+        expires_in = body.get("expires_in", 86400)
+        if not isinstance(expires_in, int) or not 60 <= expires_in <= 365 * 86400:
+            raise web.HTTPError(400, "`expires_in` is seconds, 60 to one year")
+        if not confines_plain_shares(self.authorizer):
+            raise web.HTTPError(409, "share links need HubScopeAuthorizer with access_level"
+                                " 'none': whoever accepts the hub's code but not the link"
+                                " would otherwise get access_level on every notebook")
+        shares = self.app.hub_shares
+        if shares is None:
+            raise web.HTTPError(409, "share links need JupyterHub")
+        try:
+            code = await shares.create_code(expires_in)
+        except Exception as e:  # the hub's refusal (403 without shares!server) or outage
+            raise web.HTTPError(502, f"JupyterHub refused the share code: {e}") from None
+        link = ShareLink(secrets.token_urlsafe(18), probe.path, probe.role,
+                         time.time() + expires_in, str(code.get("id", "")))
+        self.store.add_link(link)
+        claim = url_path_join(self.base_url, "marimo-collab", "claim", link.id)
+        url = url_concat(code["accept_url"], {"next": claim})
+        self.set_status(201)
+        self.finish({"link": link.to_json(), "url": url})
+
+    @web.authenticated
+    async def delete(self) -> None:
+        self.check_owner()
+        link_id = self.body().get("id")
+        removed = self.store.delete_link(link_id) if isinstance(link_id, str) else None
+        if removed is None:
+            raise web.HTTPError(404, "no such link")
+        if self.app.hub_shares is not None and removed.hub_code_id:
+            try:
+                await self.app.hub_shares.delete_code(removed.hub_code_id)
+            except Exception as e:  # expired or already withdrawn on the hub: nothing to undo
+                self.log.warning("marimo-collab: share code %s: %s", removed.hub_code_id, e)
+        self.finish({"removed": removed.to_json()})
+
+
+class ClaimHandler(JupyterHandler):
+    """`GET marimo-collab/claim/<link id>`: the share link's grant, in the visitor's name.
+
+    Reached after the hub's accept-share page; redirects to the notebook in JupyterLab.
+    """
+
+    @property
+    def app(self):
+        return self.settings["marimo_collab"]
+
+    @web.authenticated
+    def get(self, link_id: str) -> None:
+        store: GrantStore = self.app.grant_store
+        link = store.link(link_id)
+        if link is None:
+            raise web.HTTPError(404, "this link has expired or was withdrawn")
+        user = self.current_user
+        if not is_owner(self, user, RolePolicy.from_app(self.app)):
+            own = next((g for g in store.grantees_of("user", user.username)
+                        if g.path == link.path), None)
+            if own is None or own.role < link.role:  # a link never lowers a grant
+                store.put(Grant(link.path, "user", user.username, link.role))
+                self.log.info("marimo-collab: %s claimed %s on %s by a link", user.username,
+                              link.role.wire_name, link.path)
+        target = url_path_join(self.base_url, "lab", "workspaces", user.username, "tree",
+                               link.path)
+        self.redirect(url_concat(target, {"factory": "marimo (multiplayer)"}))
+
+
+def confines_plain_shares(authorizer) -> bool:
+    """Whether someone with only `access:servers` gets nothing here but their grants."""
+    from ..auth.hub_authorizer import HubScopeAuthorizer
+
+    return isinstance(authorizer, HubScopeAuthorizer) and authorizer.access_level == "none"

@@ -73,6 +73,16 @@ class HubShares:
         store.mark_hub_share(kind, name, False)
         return {"status": "removed"}
 
+    async def create_code(self, expires_in: int) -> dict:
+        """A hub share code for this server (access only): the hub's model, with `code` and
+        `accept_url`. Raises HTTPClientError / OSError when the hub refuses or is down."""
+        return await self._call("POST", {"scopes": [self.access_scope],
+                                         "expires_in": expires_in}, kind="share-codes")
+
+    async def delete_code(self, code_id: str) -> None:
+        """Withdraw a share code (already accepted shares stay; remove their grants)."""
+        await self._call("DELETE", None, kind="share-codes", query=f"?id={quote(code_id)}")
+
     async def _share_of(self, kind: str, name: str) -> dict | None:
         reply = await self._call("GET")
         for share in reply.get("items", []):
@@ -81,8 +91,9 @@ class HubShares:
                 return share
         return None
 
-    async def _call(self, method: str, body: dict | None = None) -> dict:
-        url = f"{self.api_url}/shares/{quote(self.owner)}/{quote(self.server_name)}"
+    async def _call(self, method: str, body: dict | None = None, *, kind: str = "shares",
+                    query: str = "") -> dict:
+        url = f"{self.api_url}/{kind}/{quote(self.owner)}/{quote(self.server_name)}{query}"
         request = HTTPRequest(
             url, method=method, body=None if body is None else json.dumps(body),
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},

@@ -92,6 +92,26 @@ class Join:
         return out
 
 
+@dataclass(frozen=True)
+class ShareLink:
+    """A link that gives whoever opens it `path` at `role` (a grant in their name), until
+    `expires_at`; `hub_code_id` is the JupyterHub share code that lets them reach the server."""
+
+    id: str
+    path: str
+    role: Role
+    expires_at: float
+    hub_code_id: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "path": self.path, "role": self.role.wire_name,
+                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.expires_at)),
+                "hub_code_id": self.hub_code_id}
+
+    def to_file(self) -> dict:
+        return {**self.to_json(), "expires_at": self.expires_at}
+
+
 class GrantStore:
     """The grants of one server, read from and written to `path` (created on the first grant).
 
@@ -113,6 +133,7 @@ class GrantStore:
         self._grants: dict[tuple[str, str, str], Grant] = {}
         # Grantees whose hub share this server made (and so may remove): (kind, name).
         self._hub_shares: set[tuple[str, str]] = set()
+        self._links: dict[str, ShareLink] = {}
         self._stamp: tuple[int, int] | None | bool = False  # False: not read yet
         self._joins: deque[Join] = deque(maxlen=max(1, audit_size))
         self._audit_lines = 0
@@ -177,6 +198,31 @@ class GrantStore:
         self._reload_if_changed()
         return (kind, name) in self._hub_shares
 
+    def add_link(self, link: ShareLink) -> None:
+        self._reload_if_changed()
+        self._links[link.id] = link
+        self._save()
+
+    def links(self, path: str | None = None) -> list[ShareLink]:
+        """Share links not yet expired (expired ones are dropped at the next write)."""
+        self._reload_if_changed()
+        now = time.time()
+        return sorted((k for k in self._links.values() if k.expires_at > now
+                       and (path is None or covers(normalize_grant_path(path), k.path))),
+                      key=lambda k: (k.path, k.expires_at))
+
+    def link(self, link_id: str) -> ShareLink | None:
+        self._reload_if_changed()
+        found = self._links.get(link_id)
+        return found if found is not None and found.expires_at > time.time() else None
+
+    def delete_link(self, link_id: str) -> ShareLink | None:
+        self._reload_if_changed()
+        removed = self._links.pop(link_id, None)
+        if removed is not None:
+            self._save()
+        return removed
+
     def is_state_path(self, path: str) -> bool:
         """Whether a served path (relative to the root) is the grants folder or inside it."""
         state = self._state_in_root
@@ -232,21 +278,28 @@ class GrantStore:
         stamp = self._stat()
         if stamp is None:
             self._grants, self._hub_shares, self._stamp = {}, set(), None
+            self._links = {}
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
             grants = [Grant.from_json(item) for item in data.get("grants", [])]
-        except (OSError, ValueError, AttributeError) as e:
+            hub_shares = {(s["kind"], s["name"]) for s in data.get("hub_shares", [])
+                          if s.get("kind") in KINDS}
+            links = [ShareLink(str(k["id"]), normalize_grant_path(k["path"]),
+                               Role.parse(k["role"]), float(k["expires_at"]),
+                               str(k.get("hub_code_id", ""))) for k in data.get("links", [])]
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as e:
             raise GrantError(f"{self.path} is not a readable grants file: {e}") from None
         self._grants = {(g.path, g.kind, g.name): g for g in grants}
-        self._hub_shares = {(s["kind"], s["name"]) for s in data.get("hub_shares", [])
-                            if isinstance(s, dict) and s.get("kind") in KINDS}
+        self._hub_shares = hub_shares
+        self._links = {k.id: k for k in links}
         self._stamp = stamp
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = {"version": 1, "grants": [g.to_json() for g in self._sorted()],
-                "hub_shares": [{"kind": k, "name": n} for k, n in sorted(self._hub_shares)]}
+                "hub_shares": [{"kind": k, "name": n} for k, n in sorted(self._hub_shares)],
+                "links": [k.to_file() for k in self._links.values() if k.expires_at > time.time()]}
         _write_atomic(self.path, json.dumps(body, indent=1) + "\n")
         self._stamp = self._stat()
 
