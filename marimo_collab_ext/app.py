@@ -11,6 +11,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
+from .auth.hub_authorizer import HubScopeAuthorizer
 from .frontend.handlers import OutputFrameAssetHandler, OutputFramePageHandler
 from .grants.handlers import AuditHandler, ClaimHandler, GrantsHandler, LinksHandler
 from .grants.hub_shares import HubShares
@@ -153,7 +154,13 @@ class MarimoCollab(ExtensionApp):
         self.hub_shares = HubShares.from_environment() if self.grants_hub_shares else None
         self.settings["marimo_collab"] = self
         # After every extension has registered its handlers (jupyterlab may load after us).
-        self.serverapp.io_loop.add_callback(guard_lab_handlers, self.serverapp.web_app)
+        self.serverapp.io_loop.add_callback(self._guard_lab_handlers)
+
+    def _guard_lab_handlers(self) -> None:
+        # Only under our Authorizer, which knows the `settings` and `workspaces` resources; other
+        # Authorizers may refuse names they never heard of, and the owner's layout with them.
+        if isinstance(self.serverapp.authorizer, HubScopeAuthorizer):
+            guard_lab_handlers(self.serverapp.web_app)
 
     def initialize_handlers(self) -> None:
         self.handlers.append((r"/api/marimo-collab/ws", CollabSocketHandler))

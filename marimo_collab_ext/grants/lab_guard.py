@@ -4,6 +4,7 @@ jupyterlab_server 2.28 checks only that someone is logged in, so a viewer (or a 
 one notebook) could rewrite the owner's JupyterLab settings. Each of those handler classes is
 replaced, in the server's routing table, by a subclass that first asks the Authorizer for
 `write` on `settings` or `workspaces` (HubScopeAuthorizer: needs execute; grants never reach it).
+Installed by the app under HubScopeAuthorizer only.
 """
 
 from __future__ import annotations
