@@ -9,6 +9,7 @@ import asyncio
 import json
 import secrets
 import time
+from urllib.parse import quote
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
@@ -166,8 +167,11 @@ class LinksHandler(OwnerOnlyHandler):
         self.store.add_link(link)
         claim = url_path_join(self.base_url, "marimo-collab", "claim", link.id)
         url = url_concat(code["accept_url"], {"next": claim})
+        # With the hub's public_url set, the hub also gives the link with its host.
+        full = code.get("full_accept_url")
         self.set_status(201)
-        self.finish({"link": link.to_json(), "url": url})
+        self.finish({"link": link.to_json(), "url": url,
+                     "full_url": url_concat(full, {"next": claim}) if full else None})
 
     @web.authenticated
     async def delete(self) -> None:
@@ -208,8 +212,8 @@ class ClaimHandler(JupyterHandler):
                 store.put(Grant(link.path, "user", user.username, link.role))
                 self.log.info("marimo-collab: %s claimed %s on %s by a link", user.username,
                               link.role.wire_name, link.path)
-        target = url_path_join(self.base_url, "lab", "workspaces", user.username, "tree",
-                               link.path)
+        target = url_path_join(self.base_url, "lab", "workspaces", quote(user.username, safe=""),
+                               "tree", quote(link.path))
         self.redirect(url_concat(target, {"factory": "marimo (multiplayer)"}))
 
 

@@ -134,6 +134,8 @@ class GrantStore:
         # Grantees whose hub share this server made (and so may remove): (kind, name).
         self._hub_shares: set[tuple[str, str]] = set()
         self._links: dict[str, ShareLink] = {}
+        # (kind, name) -> that grantee's grants: each request looks up only its user and groups.
+        self._by_grantee: dict[tuple[str, str], list[Grant]] = {}
         self._stamp: tuple[int, int] | None | bool = False  # False: not read yet
         self._joins: deque[Join] = deque(maxlen=max(1, audit_size))
         self._audit_lines = 0
@@ -156,6 +158,7 @@ class GrantStore:
         key = (grant.path, grant.kind, grant.name)
         previous = self._grants.get(key)
         self._grants[key] = grant
+        self._index()
         self._save()
         return previous
 
@@ -164,29 +167,35 @@ class GrantStore:
         self._reload_if_changed()
         removed = self._grants.pop((normalize_grant_path(path), kind, name), None)
         if removed is not None:
+            self._index()
             self._save()
         return removed
 
     def role_for(self, username: str, groups: Iterable[str], path: str) -> Role | None:
         """The highest role any grant gives this user (or one of their groups) on `path`."""
-        self._reload_if_changed()
-        groups = frozenset(groups)
-        roles = [
-            g.role for g in self._grants.values()
-            if covers(g.path, path) and _grantee(g, username, groups)
-        ]
+        roles = [g.role for g in self._grants_of(username, groups) if covers(g.path, path)]
         return max(roles) if roles else None
 
     def has_grants(self, username: str, groups: Iterable[str]) -> bool:
         """Whether any grant names this user or one of their groups (they are then confined)."""
-        self._reload_if_changed()
-        groups = frozenset(groups)
-        return any(_grantee(g, username, groups) for g in self._grants.values())
+        return bool(self._grants_of(username, groups))
 
     def grantees_of(self, kind: str, name: str) -> list[Grant]:
         """The grants of one user or group."""
         self._reload_if_changed()
-        return [g for g in self._grants.values() if g.kind == kind and g.name == name]
+        return list(self._by_grantee.get((kind, name), ()))
+
+    def _grants_of(self, username: str, groups: Iterable[str]) -> list[Grant]:
+        self._reload_if_changed()
+        found = list(self._by_grantee.get(("user", username), ())) if username else []
+        for group in groups:
+            found.extend(self._by_grantee.get(("group", group), ()))
+        return found
+
+    def _index(self) -> None:
+        self._by_grantee = {}
+        for grant in self._grants.values():
+            self._by_grantee.setdefault((grant.kind, grant.name), []).append(grant)
 
     def mark_hub_share(self, kind: str, name: str, made: bool) -> None:
         """Remember (or forget) that this server shared itself with the grantee on the hub."""
@@ -278,7 +287,7 @@ class GrantStore:
         stamp = self._stat()
         if stamp is None:
             self._grants, self._hub_shares, self._stamp = {}, set(), None
-            self._links = {}
+            self._links, self._by_grantee = {}, {}
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
@@ -293,6 +302,7 @@ class GrantStore:
         self._grants = {(g.path, g.kind, g.name): g for g in grants}
         self._hub_shares = hub_shares
         self._links = {k.id: k for k in links}
+        self._index()
         self._stamp = stamp
 
     def _save(self) -> None:
@@ -317,11 +327,6 @@ class GrantStore:
                 self._joins.append(Join(**json.loads(line)))
             except (ValueError, TypeError):
                 continue  # a torn last line after a crash
-
-
-def _grantee(grant: Grant, username: str, groups: frozenset[str]) -> bool:
-    return (grant.kind == "user" and grant.name == username) or (
-        grant.kind == "group" and grant.name in groups)
 
 
 def _write_atomic(path: Path, text: str) -> None:

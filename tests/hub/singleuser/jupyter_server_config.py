@@ -16,3 +16,10 @@ c.MarimoCollab.role_recheck_interval = float(os.environ.get("MC_RECHECK_INTERVAL
 c.MarimoCollab.journal_dir = os.path.join(
     os.environ["MC_HUB_DIR"], "journal", os.environ["JUPYTERHUB_USER"]
 )
+# JupyterLab's settings and workspaces (the grants tests write them) in the hub's temporary folder.
+c.LabApp.user_settings_dir = os.path.join(
+    os.environ["MC_HUB_DIR"], "lab", os.environ["JUPYTERHUB_USER"], "user-settings"
+)
+c.LabApp.workspaces_dir = os.path.join(
+    os.environ["MC_HUB_DIR"], "lab", os.environ["JUPYTERHUB_USER"], "workspaces"
+)
