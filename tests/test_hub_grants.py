@@ -118,6 +118,20 @@ async def test_a_guest_browser_joins_at_the_granted_role(hub, guests):
     assert refused.value.response.status_code == 403
 
 
+async def test_a_group_grant_reaches_the_browser_and_its_runner_runs(hub, guests):
+    # lena's groups come with her browser's OAuth token too; her group's runner grant runs cells.
+    browser = Browser(hub)
+    browser.login("lena")
+    browser.open_server("alice")
+    peer = await Peer.connect_as_browser(hub.ws_url("alice", "lab/b.py"), browser, "alice")
+    joined = await peer.join()
+    assert joined["self"]["role"] == "runner", joined["self"]
+    reply = await peer.request({"type": "run", "cell_ids": [joined["notebook"]["cells"][0]["id"]]},
+                               timeout=120)
+    assert reply["status"] == "ok", reply
+    await peer.close()
+
+
 SETTINGS = "lab/api/settings/@jupyterlab/apputils-extension:themes"
 WORKSPACE = "lab/api/workspaces/grants-test"
 
