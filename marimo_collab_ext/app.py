@@ -11,7 +11,12 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
+from .auth.hub_authorizer import HubScopeAuthorizer
 from .frontend.handlers import OutputFrameAssetHandler, OutputFramePageHandler
+from .grants.handlers import AuditHandler, ClaimHandler, GrantsHandler, LinksHandler
+from .grants.hub_shares import HubShares
+from .grants.lab_guard import guard_lab_handlers
+from .grants.store import GrantStore, default_grants_file
 from .handlers import CollabSocketHandler
 from .room.manager import RoomManager
 
@@ -123,14 +128,49 @@ class MarimoCollab(ExtensionApp):
     editor_groups = List(Unicode(), help="JupyterHub groups limited to editing.").tag(config=True)
     runner_groups = List(Unicode(), help="JupyterHub groups allowed to run.").tag(config=True)
 
+    grants_file = Unicode(
+        help="JSON file of per-notebook grants (docs/jupyterhub.md), kept outside the served"
+        " folder's visible files; default $XDG_STATE_HOME/marimo-collab/grants.json"
+        " (~/.local/state/...), grants-<name>.json for a named server. The join log sits beside.",
+    ).tag(config=True)
+
+    @default("grants_file")
+    def _grants_file_default(self) -> str:
+        return default_grants_file(os.environ.get("JUPYTERHUB_SERVER_NAME", ""))
+
+    grants_audit_size = Int(
+        1000, help="Joins kept in the owner's audit log (GET api/marimo-collab/grants/audit)."
+    ).tag(config=True)
+
+    grants_hub_shares = Bool(
+        True, help="Under JupyterHub, share this server on the hub with each grantee (and unshare"
+        " after their last grant), using the server's API token: it needs shares!server,"
+        " read:users:name and read:groups:name (c.Spawner.server_token_scopes).",
+    ).tag(config=True)
+
     def initialize_settings(self) -> None:
         self.room_manager = RoomManager(
             config=self, contents_manager=self.serverapp.contents_manager,
             root_dir=self.serverapp.root_dir, log=self.log)
+        self.grant_store = GrantStore(self.grants_file, audit_size=self.grants_audit_size,
+                                      served_root=self.serverapp.root_dir)
+        self.hub_shares = HubShares.from_environment() if self.grants_hub_shares else None
         self.settings["marimo_collab"] = self
+        # After every extension has registered its handlers (jupyterlab may load after us).
+        self.serverapp.io_loop.add_callback(self._guard_lab_handlers)
+
+    def _guard_lab_handlers(self) -> None:
+        # Only under our Authorizer, which knows the `settings` and `workspaces` resources; other
+        # Authorizers may refuse names they never heard of, and the owner's layout with them.
+        if isinstance(self.serverapp.authorizer, HubScopeAuthorizer):
+            guard_lab_handlers(self.serverapp.web_app)
 
     def initialize_handlers(self) -> None:
         self.handlers.append((r"/api/marimo-collab/ws", CollabSocketHandler))
+        self.handlers.append((r"/api/marimo-collab/grants", GrantsHandler))
+        self.handlers.append((r"/api/marimo-collab/grants/audit", AuditHandler))
+        self.handlers.append((r"/api/marimo-collab/grants/links", LinksHandler))
+        self.handlers.append((r"/marimo-collab/claim/([A-Za-z0-9_-]+)", ClaimHandler))
         # The notebook's output frame: marimo's compiled frontend (docs/widgets.md).
         self.handlers.append((r"/marimo-collab/frontend/", OutputFramePageHandler))
         self.handlers.append((r"/marimo-collab/frontend/(.+)", OutputFrameAssetHandler,

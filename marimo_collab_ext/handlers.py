@@ -223,6 +223,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.role = min(self.role, asked)
         self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
         room.add_peer(self.peer)
+        self.app.grant_store.record_join(self.notebook_path, user["username"], self.peer.role)
         asyncio.ensure_future(room.kernel.start_if_configured())
         return {
             "session": room.epoch,

@@ -72,6 +72,14 @@ c.JupyterHub.load_roles = [
         "groups": ["crew"],
         "scopes": ["access:servers!server=alice/"],
     },
+    # Members of "lab" may reach alice's server and nothing more: what they may open there comes
+    # from alice's per-notebook grants (tests/test_hub_grants.py). A role, because JupyterHub 6.1
+    # ignores group shares for tokens.
+    {
+        "name": "lab-on-alice",
+        "groups": ["lab"],
+        "scopes": ["access:servers!server=alice/"],
+    },
     # The harness itself: creates users, starts servers, issues tokens.
     {
         "name": "harness",
@@ -87,8 +95,19 @@ c.JupyterHub.load_roles = [
         ],
     },
 ]
-c.JupyterHub.load_groups = {"crew": {"users": ["hank"]}}
+c.JupyterHub.load_groups = {"crew": {"users": ["hank"]}, "lab": {"users": ["lena"]}}
 c.JupyterHub.services = [{"name": "harness", "api_token": os.environ["MC_HUB_ADMIN_TOKEN"]}]
+
+# The single-user server's own token ($JUPYTERHUB_API_TOKEN) may share that one server with the
+# people its owner grants notebooks to (marimo_collab_ext.grants.hub_shares). The token gets the
+# subset of these its user holds: the "user" role above has shares!user and the name scopes.
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "shares!server",
+    "read:users:name",
+    "read:groups:name",
+]
 
 # Without this, browsers' OAuth tokens for a server carry only access:servers, whatever roles say.
 c.Spawner.oauth_client_allowed_scopes = [

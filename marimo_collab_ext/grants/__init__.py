@@ -1,0 +1,1 @@
+"""Per-notebook grants: store, REST handlers, and the JupyterLab settings guard."""
