@@ -356,3 +356,17 @@ async def test_journal_of_an_older_server_with_any_config_still_loads(
     journal.close()
     again = await connect()
     assert again.cells[cid].config == {"hide_code": True}
+
+
+@pytest.mark.parametrize("collab_settings", [{
+    "journal_checkpoint_bytes": 4000, "autosave_delay": 3600, "autosave_max_delay": 3600}],
+    indirect=True)
+async def test_journal_checkpoints_by_bytes_too(server, connect, notebook):
+    client = await connect()
+    cid = client.order[0]
+    journal = server["app"].web_app.settings["marimo_collab"].room_manager.rooms[notebook].journal
+    for i in range(100):  # ~250 bytes per entry; no save in between
+        client.edit(cid, {"from": 0, "insert": f"# {i:03} " + "b" * 100 + "\n"})
+        await client.flush()
+    assert len(journal.load().entries) < 30  # on main: 100, until a save
+    assert journal.pending_bytes < 4000
