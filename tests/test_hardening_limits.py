@@ -370,3 +370,18 @@ async def test_journal_checkpoints_by_bytes_too(server, connect, notebook):
         await client.flush()
     assert len(journal.load().entries) < 30  # on main: 100, until a save
     assert journal.pending_bytes < 4000
+
+
+async def test_disk_change_with_odd_config_merges(server, connect, notebook, jp_root_dir):
+    # another program writes configs marimo would keep as anything: the merge takes the
+    # typed ones and the session stays up
+    client = await connect()
+    path = jp_root_dir / notebook
+    text = path.read_text()
+    first = text.index("@app.cell")
+    path.write_text(text[:first] + '@app.cell(hide_code="yes", column=2)\n'
+                    + text[text.index("\n", first) + 1:])
+    await client.next_event(lambda e: e.get("type") == "file_status"
+                            and e.get("status") == "merged")
+    configs = [client.cells[cid].config for cid in client.order]
+    assert {"column": 2} in configs and not any("hide_code" in c for c in configs)
