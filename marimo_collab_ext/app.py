@@ -64,6 +64,22 @@ class MarimoCollab(ExtensionApp):
     history_limit = Int(
         1000, help="Most authorship records one `history` answer carries (the newest ones)."
     ).tag(config=True)
+    max_history_units = Int(
+        2_000_000, help="Weight of the history kept per cell for catch-up, in UTF-16 units of"
+        " inserted text plus 64 per update; older pushes are dropped (peers behind them re-join)."
+    ).tag(config=True)
+    max_room_history_units = Int(
+        16_000_000, help="Weight of all cells' history in one notebook; past it the oldest"
+        " pushes of the notebook are dropped first, down to 90% of it."
+    ).tag(config=True)
+    journal_checkpoint_entries = Int(
+        1000, help="Journal entries after which the journal restarts from a snapshot even"
+        " without a save, so a restart replays at most about this many."
+    ).tag(config=True)
+    journal_checkpoint_bytes = Int(
+        32 * 1024 * 1024, help="Bytes of journal entries after which the journal restarts"
+        " from a snapshot even without a save."
+    ).tag(config=True)
     max_message_bytes = Int(
         4 * 1024 * 1024, help="Largest WebSocket frame accepted; larger frames close with 1009."
     ).tag(config=True)

@@ -218,6 +218,12 @@ class ChangeSet:
         return self._new_length
 
     @property
+    def weight(self) -> int:
+        """What holding the set costs, in UTF-16 units: its inserted text plus one per part."""
+        s = self._sections
+        return sum(s[k] for k in range(1, len(s), 2) if s[k] > 0) + (len(s) >> 1)
+
+    @property
     def empty(self) -> bool:
         """True when the set changes nothing."""
         s = self._sections

@@ -6,6 +6,7 @@ One SQLite file per room (WAL mode). Payloads are opaque JSON: the room owns the
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -25,6 +26,8 @@ __all__ = [
     "JournalEntry",
     "JournalState",
     "PendingEntry",
+    "is_disk_full",
+    "journal_problem",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -120,6 +123,10 @@ class Journal:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        # Entries, and bytes of their payloads, since the last snapshot: what a restart
+        # replays, so the room checkpoints when they grow (journal_checkpoint_*).
+        self.pending_entries = 0
+        self.pending_bytes = 0
         self._connect()
 
     @classmethod
@@ -153,6 +160,8 @@ class Journal:
                     JournalEntry(seq, kind, json.loads(payload), username, at)
                     for seq, kind, payload, username, at in rows
                 ]
+                self.pending_entries = len(rows)
+                self.pending_bytes = sum(len(row[2]) for row in rows)
                 return JournalState(meta["epoch"], json.loads(meta["snapshot"]), entries)
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             if not _is_corruption(exc):
@@ -175,6 +184,7 @@ class Journal:
                 room_key=self.room_key,
                 format=FORMAT,
             )
+        self.pending_entries = self.pending_bytes = 0
 
     def append(
         self,
@@ -215,6 +225,8 @@ class Journal:
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         (epoch, p.cell_id, p.version, p.username, now, p.size),
                     )
+        self.pending_entries += len(rows)
+        self.pending_bytes += sum(len(data) for _, data in rows)
         return seqs
 
     def checkpoint(self, snapshot: dict[str, Any], upto: int | None = None) -> None:
@@ -230,6 +242,8 @@ class Journal:
             else:
                 conn.execute("DELETE FROM entries WHERE seq <= ?", (upto,))
             _set_meta(conn, snapshot=data)
+            left = conn.execute("SELECT count(*), total(length(payload)) FROM entries").fetchone()
+        self.pending_entries, self.pending_bytes = int(left[0]), int(left[1])
         with self._locked() as conn:
             # Give the freed pages back so a long session's file stays small.
             conn.execute("PRAGMA incremental_vacuum")
@@ -362,6 +376,22 @@ def _is_corruption(exc: BaseException) -> bool:
     if code is None:
         return not isinstance(exc, sqlite3.OperationalError)
     return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a journal write failed because its disk (or a file size limit) is full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def journal_problem(exc: BaseException, directory) -> str:
+    """What to tell people when the journal cannot be written (docs/protocol.md)."""
+    if is_disk_full(exc):
+        return (f"the journal disk is full at {directory}: free space or set"
+                " c.MarimoCollab.journal_dir")
+    return f"the session journal could not be written: {exc}"
 
 
 def journal_filename(room_key: str) -> str:

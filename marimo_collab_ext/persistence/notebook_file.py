@@ -21,6 +21,8 @@ from marimo._ast.parse import MarimoFileError
 from marimo._internal.converters import MarimoConvert
 from marimo._schemas.serialization import SetupCell, UnparsableCell
 
+from ..cell_config import clean_config
+
 __all__ = [
     "CellData",
     "NotebookData",
@@ -90,14 +92,15 @@ def parse_notebook(text: str) -> NotebookData:
         raise NotebookParseError(
             "not a marimo notebook: expected `import marimo` and `app = marimo.App(...)`"
         )
-    cells = [_cell_from_ir(cell) for cell in ir.cells]
+    warnings = [_describe(v) for v in ir.violations]
+    cells = [_cell_from_ir(cell, warnings) for cell in ir.cells]
     header = ir.header.value if ir.header and ir.header.value.strip() else None
     return NotebookData(
         cells=cells,
         app=_normal_app_options(ir.app.options),
         header=header,
         generated_with=ir.version,
-        warnings=[_describe(v) for v in ir.violations],
+        warnings=warnings,
     )
 
 
@@ -176,7 +179,7 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _cell_from_ir(cell: Any) -> CellData:
+def _cell_from_ir(cell: Any, warnings: list[str]) -> CellData:
     options = dict(cell.options)
     name = cell.name
     if isinstance(cell, UnparsableCell):
@@ -186,6 +189,10 @@ def _cell_from_ir(cell: Any) -> CellData:
     if isinstance(cell, SetupCell):
         name = SETUP_CELL_NAME
     config = CellConfig.from_dict(options, warn=False).asdict_without_defaults()
+    # marimo keeps whatever literal the file holds (`hide_code="yes"`, `column=[1, 2]`) and
+    # would write it back as broken code; the session takes only marimo's typed values.
+    config, dropped = clean_config(config)
+    warnings.extend(f"cell {name}: {why}" for why in dropped)
     return CellData(code=cell.code, name=name, config=config)
 
 

@@ -6,13 +6,17 @@ stale pushes rebased over the missed pushes one push at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ot import ChangeSet, Update, rebase_updates
 from ..ot.text import utf16_len
 from .errors import BadRequest, InvalidChange, Stale
 
-__all__ = ["CellAuthority", "Push", "PushResult"]
+__all__ = ["UPDATE_OVERHEAD", "CellAuthority", "Push", "PushResult"]
+
+# What an update costs beyond its text, in UTF-16 units (objects, clientID, list slots): so
+# a flood of tiny updates weighs on the history's bound as well as a few large ones.
+UPDATE_OVERHEAD = 64
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Push:
 
     version: int
     updates: tuple[Update, ...]
+    units: int = field(default=0, compare=False)  # its weight in the history (history_units)
+    stamp: int = field(default=0, compare=False)  # the caller's ordering key (oldest first)
 
 
 @dataclass(frozen=True)
@@ -42,17 +48,26 @@ class CellAuthority:
     """Authority for one cell: current text, version, and the recent history of pushes.
 
     ``push`` validates, rebases and applies a batch atomically; ``since`` serves pulls.
+    The history holds at most ``max_history`` pushes weighing at most ``max_history_units``
+    (inserted text plus UPDATE_OVERHEAD per update), so deleted text does not pile up.
     """
 
-    def __init__(self, doc: str = "", version: int = 0, max_history: int = 1000) -> None:
+    def __init__(self, doc: str = "", version: int = 0, max_history: int = 1000,
+                 max_history_units: int | None = None) -> None:
         if type(version) is not int or version < 0:
             raise ValueError("version must be a non-negative integer")
         if type(max_history) is not int or max_history < 0:
             raise ValueError("max_history must be a non-negative integer")
+        if max_history_units is not None and (
+            type(max_history_units) is not int or max_history_units < 0
+        ):
+            raise ValueError("max_history_units must be a non-negative integer or None")
         self.doc = doc
         self.version = version
         self.length = utf16_len(doc)
         self.max_history = max_history
+        self.max_history_units = max_history_units
+        self.history_units = 0  # total weight of the pushes held
         self._pushes: list[Push] = []
         # Version -> (index of the first push made after it, doc length at it), for every
         # push boundary still held; the current version maps to (len(_pushes), length).
@@ -79,6 +94,11 @@ class CellAuthority:
             raise BadRequest(f"version {version} is not a push boundary")
         return found[0] - self._base_index, found[1]
 
+    @property
+    def oldest_stamp(self) -> int | None:
+        """The ``stamp`` of the oldest push held, or None when the history is empty."""
+        return self._pushes[0].stamp if self._pushes else None
+
     def since(self, version: int) -> list[Push]:
         """Every push accepted after ``version``, in order (a ``pull``).
 
@@ -87,10 +107,11 @@ class CellAuthority:
         index, _ = self._boundary(version)
         return self._pushes[index:]
 
-    def push(self, version: int, updates: list[Update]) -> PushResult:
+    def push(self, version: int, updates: list[Update], stamp: int = 0) -> PushResult:
         """Take a client's push made at ``version``: all of it or none of it.
 
-        Raises BadRequest, InvalidChange or Stale (see docs/protocol.md, "Editing a cell").
+        ``stamp`` is kept with the push (see ``oldest_stamp``). Raises BadRequest,
+        InvalidChange or Stale (see docs/protocol.md, "Editing a cell").
         """
         index, length = self._boundary(version)
         if type(updates) not in (list, tuple) or not all(type(u) is Update for u in updates):
@@ -125,7 +146,9 @@ class CellAuthority:
             raise InvalidChange(f"change does not fit the document: {exc}") from None
         self.doc = doc
         self.length = pending[-1].changes.new_length
-        self._pushes.append(Push(before, tuple(pending)))
+        units = sum(u.changes.weight + UPDATE_OVERHEAD for u in pending)
+        self._pushes.append(Push(before, tuple(pending), units, stamp))
+        self.history_units += units
         self.version = before + len(pending)
         self._boundaries[self.version] = (
             self._base_index + len(self._pushes),
@@ -133,7 +156,21 @@ class CellAuthority:
         )
         if len(self._pushes) > self.max_history:
             self.compact(self.max_history)
+        if self.max_history_units is not None:
+            self.compact_units(self.max_history_units)
         return PushResult(pending, before, self.version)
+
+    def compact_units(self, max_units: int) -> None:
+        """Forget the oldest pushes until the history weighs at most ``max_units``."""
+        keep, units = len(self._pushes), self.history_units
+        while keep and units > max_units:
+            units -= self._pushes[len(self._pushes) - keep].units
+            keep -= 1
+        self.compact(keep)
+
+    def drop_oldest(self) -> None:
+        """Forget the oldest push held (the room's bound on all its cells' history)."""
+        self.compact(max(len(self._pushes) - 1, 0))
 
     def compact(self, keep: int) -> None:
         """Forget all but the last ``keep`` pushes (pushes and pulls older than that go stale).
@@ -145,6 +182,7 @@ class CellAuthority:
         drop = len(self._pushes) - keep
         if drop <= 0:
             return
+        self.history_units -= sum(p.units for p in self._pushes[:drop])
         self._pushes = self._pushes[drop:]
         self._base_index += drop
         oldest = self.oldest_version

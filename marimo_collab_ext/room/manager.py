@@ -11,10 +11,10 @@ from pathlib import Path
 from jupyter_core.utils import ensure_async
 from tornado.web import HTTPError
 
-from ..persistence.journal import Journal
+from ..persistence.journal import Journal, is_disk_full, journal_problem
 from ..persistence.notebook_file import NotebookParseError, parse_notebook
 from .disk_watch import DiskWatcher
-from .errors import BadRequest
+from .errors import BadRequest, Internal
 from .kernel_link import KernelLink
 from .room import Room
 from .saving import Saver
@@ -88,16 +88,7 @@ class RoomManager:
             notebook = await asyncio.to_thread(parse_notebook, text)
         except NotebookParseError as exc:
             raise BadRequest(f"{path} is not a marimo notebook: {exc}") from None
-        journal = Journal.open(Path(self.config.journal_dir), self._journal_key(path),
-                               fsync=self.config.journal_fsync)
-        room = Room(path, self.config, journal, notebook, text)
-        state = journal.load()
-        if state is not None:
-            room.restore(state)
-            self.log.info("marimo-collab: resumed %s from its journal (%d entries)",
-                          path, len(state.entries))
-        else:
-            room.start_fresh()
+        room, state = self._open_room(path, notebook, text)
         room.saver = Saver(room, self.contents, self.config)
         room.saver.file_mtime = model.get("last_modified")
         room.watcher = DiskWatcher(room, self.contents, room.saver, self.config)
@@ -110,6 +101,29 @@ class RoomManager:
             room.saver.schedule()  # recovered edits reach the file without waiting for a peer
         room.watcher.start()
         return room
+
+    def _open_room(self, path: str, notebook, text: str) -> tuple[Room, object]:
+        """The room of `path` from its journal, or a new epoch from the file."""
+        directory, journal = Path(self.config.journal_dir), None
+        try:
+            journal = Journal.open(directory, self._journal_key(path),
+                                   fsync=self.config.journal_fsync)
+            room = Room(path, self.config, journal, notebook, text)
+            state = journal.load()
+            if state is not None:
+                room.restore(state)
+                self.log.info("marimo-collab: resumed %s from its journal (%d entries)",
+                              path, len(state.entries))
+            else:
+                room.start_fresh()
+        except Exception as exc:
+            if journal is not None:
+                journal.close()
+            if not is_disk_full(exc):
+                raise
+            self.log.error("marimo-collab: cannot open the journal of %s: %s", path, exc)
+            raise Internal(journal_problem(exc, directory)) from None
+        return room, state
 
     def _journal_key(self, path: str) -> str:
         return str(Path(self.root_dir) / path)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import heapq
 import json
 import logging
 import uuid
 from dataclasses import dataclass
 
+from ..cell_config import clean_config
 from ..ot import ChangeSet, Update
 from ..ot.text import utf16_len
-from ..persistence.journal import Journal
+from ..persistence.journal import Journal, is_disk_full, journal_problem
 from ..persistence.notebook_file import (
     CellData,
     NotebookData,
@@ -66,8 +69,15 @@ class Room:
         self.listeners: list = []  # callables(event: str) for saving / kernel / manager hooks
         self.saver = self.watcher = self.kernel = None  # attached by the RoomManager
         self.broken: str | None = None
-        self.total_units = 0
-        self.pending_save: dict | None = None  # the journal's last "saving" entry (restore)
+        self.total_units = 0  # cell sources, names and configs (max_notebook_units)
+        self.history_units = 0  # weight of every cell's history (max_room_history_units)
+        self._stamp = 0  # orders pushes across cells, so the oldest history goes first
+        # journal growth (entries, payload bytes) that makes the next checkpoint due
+        self._checkpoint_due = (settings.journal_checkpoint_entries,
+                                settings.journal_checkpoint_bytes)
+        # The last "saving" entry not yet followed by a checkpoint: after a restart it tells
+        # the server's own save from another program's change.
+        self.pending_save: dict | None = None
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -76,8 +86,7 @@ class Room:
         cells = []
         for cell in self.notebook.cells:
             cell_id = new_cell_id(self.authorities)
-            code = normalize_newlines(cell.code)
-            self.authorities[cell_id] = CellAuthority(code, 0, self.settings.max_history)
+            self.authorities[cell_id] = self._new_authority(normalize_newlines(cell.code))
             cells.append((cell_id, CellMeta(cell.name, dict(cell.config))))
         self.structure = NotebookStructure(cells)
         self._mark_saved(self.saved_text)
@@ -93,26 +102,31 @@ class Room:
         self.saved_text = snap["saved_text"]
         self.saved_order = list(snap["saved_order"])
         self.saved_cells = dict(snap["saved_cells"])
-        self.saved_base = [(c["id"], CellData(c["code"], c["name"], c["config"]))
+        # configs as marimo types them: journals older than that check may hold anything
+        self.saved_base = [(c["id"], CellData(c["code"], c["name"], _clean(c["config"])))
                            for c in snap["saved_base"]]
+        self.pending_save = snap.get("pending_save")
         cells = []
         for cell in snap["cells"]:
-            self.authorities[cell["id"]] = CellAuthority(
-                cell["code"], cell["version"], self.settings.max_history
-            )
-            cells.append((cell["id"], CellMeta(cell["name"], cell["config"])))
+            self.authorities[cell["id"]] = self._new_authority(cell["code"], cell["version"])
+            cells.append((cell["id"], CellMeta(cell["name"], _clean(cell["config"]))))
         self.structure = NotebookStructure(cells, snap["structure_version"])
         for entry in state.entries:
             payload = entry.payload
             if entry.kind == "push":
                 authority = self.authorities[payload["cell_id"]]
-                authority.push(payload["version"], updates_from_json(payload["updates"]))
+                self._stamp += 1
+                authority.push(payload["version"], updates_from_json(payload["updates"]),
+                               self._stamp)
             elif entry.kind == "cells":
-                _, created, deleted = self.structure.apply(payload["ops"], 10**9)
+                ops = [{**op, "config": _clean(op["config"])} if "config" in op else op
+                       for op in payload["ops"]]
+                _, created, deleted = self.structure.apply(ops, 10**9)
                 self._apply_created_deleted(created, deleted)
             elif entry.kind == "saving":
                 self.pending_save = payload
         self._recount()
+        self._bound_history()
 
     def snapshot_state(self) -> dict:
         """The whole session as the journal stores it at a checkpoint."""
@@ -129,6 +143,7 @@ class Room:
             "saved_cells": self.saved_cells,
             "saved_base": [{"id": cid, "code": c.code, "name": c.name, "config": c.config}
                            for cid, c in self.saved_base],
+            "pending_save": self.pending_save,
         }
 
     def _mark_saved(self, text: str) -> None:
@@ -138,7 +153,35 @@ class Room:
         self.saved_base = list(zip(self.saved_order, self.cell_data(), strict=True))
 
     def _recount(self) -> None:
-        self.total_units = sum(a.length for a in self.authorities.values())
+        self.total_units = sum(a.length for a in self.authorities.values()) + sum(
+            _meta_units(m) for m in self.structure.meta.values())
+        self.history_units = sum(a.history_units for a in self.authorities.values())
+
+    def _new_authority(self, code: str, version: int = 0) -> CellAuthority:
+        return CellAuthority(code, version, self.settings.max_history,
+                             self.settings.max_history_units)
+
+    def _bound_history(self) -> None:
+        """Keep every cell's history together within max_room_history_units.
+
+        Over the bound, the oldest pushes of the whole room go first, down to 90% of it, so
+        this runs once per tenth of the bound, not on every push.
+        """
+        limit = self.settings.max_room_history_units
+        if self.history_units <= limit:
+            return
+        target = limit * 9 // 10
+        oldest = [(a.oldest_stamp, cid) for cid, a in self.authorities.items()
+                  if a.oldest_stamp is not None]
+        heapq.heapify(oldest)
+        while self.history_units > target and oldest:
+            _, cid = heapq.heappop(oldest)
+            authority = self.authorities[cid]
+            before = authority.history_units
+            authority.drop_oldest()
+            self.history_units -= before - authority.history_units
+            if authority.oldest_stamp is not None:
+                heapq.heappush(oldest, (authority.oldest_stamp, cid))
 
     # ---- the notebook as data -------------------------------------------------------------
 
@@ -236,8 +279,11 @@ class Room:
     def accept_push(self, cell_id: str, authority: CellAuthority, version: int,
                     updates: list[Update], username: str | None, peer_id: str) -> int:
         """Apply through the authority; journal; broadcast before the sender's `ok`."""
-        before = authority.length
-        result = authority.push(version, updates)
+        before, history_before = authority.length, authority.history_units
+        self._stamp += 1
+        result = authority.push(version, updates, self._stamp)
+        self.history_units += authority.history_units - history_before
+        self._bound_history()
         if result.accepted:
             payload = {"cell_id": cell_id, "version": result.version_before,
                        "updates": updates_to_json(result.accepted)}
@@ -308,9 +354,12 @@ class Room:
         """A `cells` request: ops by cell id, all or nothing; (structure version, created ids)."""
         before = (list(self.structure.order), dict(self.structure.meta), self.structure.version)
         applied, created, deleted = self.structure.apply(ops, self.settings.max_cells)
-        added = sum(utf16_len(c.code) for c in created)
-        if any(utf16_len(c.code) > self.settings.max_cell_units for c in created) or (
-            self.total_units + added > self.settings.max_notebook_units
+        sizes = [utf16_len(normalize_newlines(c.code)) for c in created]
+        total = sum(sizes) + sum(_meta_units(m) for m in self.structure.meta.values()) + sum(
+            a.length for cid, a in self.authorities.items() if cid not in deleted)
+        # names and configs count too, so a batch cannot grow the journal and `join` unbounded
+        if any(n > self.settings.max_cell_units for n in sizes) or (
+            total > self.settings.max_notebook_units and total > self.total_units
         ):
             self.structure.order, self.structure.meta, self.structure.version = before
             raise TooLarge("the new cells exceed the cell or notebook size limit")
@@ -325,8 +374,7 @@ class Room:
 
     def _apply_created_deleted(self, created, deleted) -> None:
         for cell in created:
-            self.authorities[cell.cell_id] = CellAuthority(
-                normalize_newlines(cell.code), 0, self.settings.max_history)
+            self.authorities[cell.cell_id] = self._new_authority(normalize_newlines(cell.code))
         for cell_id in deleted:
             self.authorities.pop(cell_id, None)
         self._recount()
@@ -362,16 +410,39 @@ class Room:
             self.journal.append(kind, payload, username, **authorship)
         except Exception as exc:  # the edit is applied but not durable: stop taking edits
             log.exception("journal write failed for %s", self.path)
-            self.broken = f"the session journal could not be written: {exc}"
-            for peer in list(self.presence.peers.values()):
-                peer.connection.close(1011, "server journal failure; reconnect to resync")
+            # Not acknowledged, so nothing acknowledged is lost: the room reloads from the
+            # journal, which holds every edit answered `ok`.
+            self.broken = journal_problem(exc, self.journal.path.parent)
+            reason = "journal disk full" if is_disk_full(exc) else "server journal failure"
+            peers = list(self.presence.peers.values())
+            # after this request's error answer, which says why, has gone out
+            asyncio.get_running_loop().call_soon(
+                lambda: [p.connection.close(1011, f"{reason}; reconnect to resync")
+                         for p in peers])
             self._notify("broken")
             raise Internal(self.broken) from None
+        journal, (entries, size) = self.journal, self._checkpoint_due
+        if journal.pending_entries >= entries or journal.pending_bytes >= size:
+            self._checkpoint_quietly()
+
+    def _checkpoint_quietly(self) -> None:
+        # A long session that cannot save (file gone, saves failing) still replays only the
+        # entries since the last checkpoint on restart. The entry just appended is durable:
+        # a failed checkpoint (disk full) keeps the entries and is tried again later.
+        try:
+            self.checkpoint()
+        except Exception:
+            log.warning("journal checkpoint of %s failed; its entries stay", self.path,
+                        exc_info=True)
+            self._checkpoint_due = (
+                self.journal.pending_entries + self.settings.journal_checkpoint_entries,
+                self.journal.pending_bytes + self.settings.journal_checkpoint_bytes)
 
     def note_saving(self, digest: str, order: list[str], written: NotebookData) -> None:
         """Journal a save about to write the file, so a restart knows that file as its own."""
-        self._journal("saving", {"hash": digest, "order": list(order), "cells": [
-            {"code": c.code, "name": c.name, "config": c.config} for c in written.cells]}, None)
+        self.pending_save = {"hash": digest, "order": list(order), "cells": [
+            {"code": c.code, "name": c.name, "config": c.config} for c in written.cells]}
+        self._journal("saving", self.pending_save, None)
 
     def adopt_own_save(self, text: str) -> bool:
         """After a restart: whether the file is the server's own save that died before its
@@ -387,8 +458,11 @@ class Room:
         return True
 
     def checkpoint(self) -> None:
-        """After a save: the journal restarts from the current state."""
+        """After a save, and every journal_checkpoint_entries entries: the journal restarts
+        from the current state."""
         self.journal.checkpoint(self.snapshot_state())
+        self._checkpoint_due = (self.settings.journal_checkpoint_entries,
+                                self.settings.journal_checkpoint_bytes)
 
     def mark_saved(self, text: str, written: NotebookData, order: list[str]) -> None:
         """The file now holds `text`, written from `written` (cells in `order`).
@@ -400,6 +474,7 @@ class Room:
         in_file = saved_codes(written, text)
         self.saved_base = [(cid, CellData(code, cell.name, dict(cell.config)))
                            for cid, cell, code in zip(order, written.cells, in_file, strict=True)]
+        self.pending_save = None
         self.checkpoint()
 
     def mark_merged(self, text: str, disk: NotebookData, disk_ids: list[str | None]) -> None:
@@ -413,6 +488,15 @@ class Room:
         self.saved_cells = {cid: cell.code for cid, cell in self.saved_base if cid is not None}
         self.notebook = dataclasses.replace(disk, cells=[])  # the file's app options and header
         self.checkpoint()
+
+
+def _meta_units(meta: CellMeta) -> int:
+    return utf16_len(meta.name) + len(encode(meta.config))
+
+
+def _clean(config: dict) -> dict:
+    return clean_config(config)[0]
+
 
 def _offset_of(doc: str, line: object, column: object) -> int:
     """UTF-16 offset of a 1-based line and 0-based UTF-16 column, clamped to the line."""

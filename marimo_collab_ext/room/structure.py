@@ -8,6 +8,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 
+from ..cell_config import config_problem
 from .errors import BadRequest, UnknownCell
 
 _CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -51,12 +52,10 @@ def _check_name(name: object) -> str:
 def _check_config(config: object) -> dict:
     if not isinstance(config, dict):
         raise BadRequest("cell config must be an object")
-    allowed = (bool, int, float, str, type(None))
     for key, value in config.items():
-        if not isinstance(value, allowed) or isinstance(value, float) and value != value:
-            raise BadRequest(f"cell config {key!r} must be a scalar")
-    if len(config) > 32:
-        raise BadRequest("cell config has too many keys")
+        problem = config_problem(key, value)
+        if problem is not None:
+            raise BadRequest(problem)
     return dict(config)
 
 
