@@ -113,7 +113,7 @@ class MarimoCollab(ExtensionApp):
         sys.executable, help="Python executable that runs marimo kernels (the user's environment)."
     ).tag(config=True)
     kernel_start_on_join = Bool(
-        False, help="Start the kernel when the first peer joins instead of on the first run."
+        False, help="Start the kernel when a runner joins instead of on the first run."
     ).tag(config=True)
     kernel_idle_timeout = Float(
         600.0, help="Seconds a kernel lives on after the last peer left its room."
@@ -121,6 +121,18 @@ class MarimoCollab(ExtensionApp):
     kernel_startup_timeout = Float(60.0, help="Seconds to wait for a kernel to start.").tag(
         config=True
     )
+    kernel_max = Int(
+        10, help="Most kernels running at once on this server (0: no limit). Beyond it a run that"
+        " would start one is refused with kernel_error; the owner is never refused, but counts."
+    ).tag(config=True)
+    kernel_max_per_user = Int(
+        3, help="Most kernels one person (other than the owner) may have started that still run"
+        " (0: no limit)."
+    ).tag(config=True)
+    kernel_cull_idle_timeout = Float(
+        3600.0, help="Seconds a kernel lives without a run or UI activity, even with people in"
+        " its room (0: forever); the next run starts it again."
+    ).tag(config=True)
     max_output_bytes = Int(
         5 * 1024 * 1024, help="Outputs larger than this are replaced by a placeholder."
     ).tag(config=True)

@@ -224,7 +224,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.peer = Peer(peer_id, user, self.role.wire_name, self, owner=owner)
         room.add_peer(self.peer)
         self.app.grant_store.record_join(self.notebook_path, user["username"], self.peer.role)
-        asyncio.ensure_future(room.kernel.start_if_configured())
+        asyncio.ensure_future(room.kernel.start_if_configured(self.peer))
         return {
             "session": room.epoch,
             "self": {"peer_id": peer_id, "user": user, "role": self.peer.role},
@@ -260,7 +260,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         return {"hash": digest, "structure_version": self.room.structure.version}
 
     async def on_run(self, message: dict) -> dict:
-        await self.room.kernel.run(message.get("cell_ids"))
+        await self.room.kernel.run(self.peer, message.get("cell_ids"))
         return {}
 
     async def on_set_ui_value(self, message: dict) -> dict:
@@ -281,7 +281,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         return {}
 
     async def on_restart_kernel(self, message: dict) -> dict:
-        await self.room.kernel.restart()
+        await self.room.kernel.restart(self.peer)
         return {}
 
     async def on_stdin(self, message: dict) -> dict:

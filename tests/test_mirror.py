@@ -396,3 +396,72 @@ async def test_random_concurrent_edits_on_both_sides_all_survive(connect, tmp_pa
             assert session().count(marker + "\n") + session().endswith(marker) == 1, marker
         assert [c.rstrip() for c in cells(path)] == [
             browser.text(c).rstrip() for c in browser.order]
+
+
+async def test_a_save_of_more_cell_ops_than_one_batch_holds_reaches_the_session(connect,
+                                                                              tmp_path):
+    # The server takes at most 1,000 ops per `cells` batch: the mirror sends 1,500 new cells in
+    # several batches, and is not stuck afterwards (later remote edits still reach the file).
+    path = tmp_path / "local.py"
+    async with mirrored(connect, path) as (client, mirror):
+        browser = await connect()
+        text = path.read_text()
+        end = text.index("if __name__")
+        added = "".join(f"@app.cell\ndef _():\n    v{i} = {i}\n    return\n\n\n"
+                        for i in range(1500))
+        path.write_text(text[:end] + added + text[end:])
+        await until(lambda: len(browser.order) == 1506, 60, "1,500 new cells in the session")
+        assert [browser.text(c) for c in browser.order[6:]] == [f"v{i} = {i}"
+                                                                for i in range(1500)]
+        assert not any("not sent" in line for line in mirror.lines)
+
+        browser.edit(browser.order[0], {"from": 0, "insert": "# remote\n"})
+        await browser.flush()
+        # (a cheap check: parsing 1,506 cells every poll would starve the in-process server)
+        await until(lambda: "# remote\n" in path.read_text(), 30,
+                    "a later remote edit in the file")
+        written = cells(path)
+        assert len(written) == 1506 and written[0].startswith("# remote\n")
+        await client.flush()
+
+
+def test_a_large_plan_is_cut_into_batches_each_valid_on_its_own():
+    # Pure: the batches of a plan with every kind of op, applied one by one as the server
+    # does; after each, planning again from the base as far as sent plans only the rest.
+    from marimo_collab_ext.client.mirror import _apply_ops, _batches
+    from marimo_collab_ext.persistence.disk_merge import LiveCell, plan_external_merge
+    from marimo_collab_ext.persistence.notebook_file import CellData
+    from marimo_collab_ext.room.structure import CellMeta, NotebookStructure
+
+    base = [CellData(f"a{i} = {i}") for i in range(1200)]
+    base_ids = [f"c{i}" for i in range(1200)]
+    local = [CellData(base[-1].code)]  # the last cell moved first
+    for i, cell in enumerate(base[:-1]):
+        if i % 4 == 0:
+            continue  # 300 deleted
+        local.append(CellData(cell.code, name=f"n{i}") if i % 97 == 1 else cell)  # renamed
+        if i % 10 == 2:
+            local += [CellData(f"print('between', {i}, {k})") for k in range(5)]
+    local += [CellData(f"print('at the end', {k})") for k in range(1500)]
+    structure = NotebookStructure([(cid, CellMeta()) for cid in base_ids])
+    codes = {cid: cell.code for cid, cell in zip(base_ids, base, strict=True)}
+
+    def live() -> list[LiveCell]:
+        return [LiveCell(cid, codes[cid], structure.meta[cid].name,
+                         dict(structure.meta[cid].config)) for cid in structure.order]
+
+    ids = iter(range(10_000))
+    plan = plan_external_merge(base, base_ids, local, live(), new_id=lambda: f"f{next(ids)}")
+    kinds = [op["op"] for op in plan.ops]
+    assert len(plan.ops) > 2000 and {"create", "delete", "move", "rename"} <= set(kinds)
+    sent, sent_ids = base, base_ids
+    batches = _batches(plan.ops)
+    assert [len(b) for b in batches[:-1]] == [1000] * (len(batches) - 1)
+    for k, batch in enumerate(batches):
+        structure.apply(batch, max_cells=5000)  # raises if the batch is not valid on its own
+        codes.update({op["cell_id"]: op["code"] for op in batch if op["op"] == "create"})
+        sent, sent_ids = _apply_ops(sent, sent_ids, batch)
+        rest = plan_external_merge(sent, sent_ids, local, live(), new_id=lambda: "again")
+        assert len(rest.ops) == sum(len(b) for b in batches[k + 1:])
+    assert rest.ops == [] and [codes[cid] for cid in structure.order] == [c.code for c in local]
+    assert [structure.meta[cid].name for cid in structure.order] == [c.name for c in local]

@@ -7,6 +7,8 @@ merged three ways so that neither side's unsent edits are lost (docs/clients.md,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,10 @@ _PLAN_ATTEMPTS = 5
 _CONFIRM_SECONDS = 0.3
 # mtime can be coarse (and an editor may keep size): hash the file anyway every N polls.
 _HASH_EVERY = 10
+# The server takes at most 1,000 ops per `cells` batch (docs/protocol.md "Cells"); a batch is
+# also kept well under the server's frame limit (`max_message_bytes`, 4 MiB by default).
+_BATCH_OPS = 1000
+_BATCH_CHARS = 1024 * 1024
 
 
 class MirrorError(Exception):
@@ -48,12 +54,8 @@ class MirrorError(Exception):
 class _Inflight:
     # A cells batch whose answer was lost with the connection: after a reconnect its created
     # ids tell whether the server applied it (so the cells are not created twice).
-    local: list[CellData]
-    text_hash: str
-    plan: object
+    ops: list[dict]
     created: list[str]
-    base: list[CellData]
-    base_ids: list[str]
 
 
 class FileMirror:
@@ -246,22 +248,39 @@ class FileMirror:
             self.log(note)
         for _attempt in range(_PLAN_ATTEMPTS):
             plan = plan_external_merge(base, base_ids, local, self._live(), new_id=_new_id)
-            if plan.ops:
-                created = [op["cell_id"] for op in plan.ops if op["op"] == "create"]
-                self._inflight = _Inflight(local, digest, plan, created, base, base_ids)
-                try:
-                    await self.client.cells_ops(plan.ops)
-                except CollabError as exc:
-                    self._inflight = None
-                    if exc.code == "unknown_cell":
-                        continue  # a peer removed a cell meanwhile: plan against the new state
-                    raise MirrorError(
-                        f"the session refused the file's cell changes: {exc}") from None
-                self._inflight = None
+            sent: list[dict] = []
+            try:
+                await self._send_ops(plan.ops, sent)
+            except CollabError as exc:
+                # Batches accepted before the refused one stay applied: plan the rest.
+                base, base_ids = _apply_ops(base, base_ids, sent)
+                if exc.code == "unknown_cell":
+                    continue  # a peer removed a cell meanwhile: plan against the new state
+                raise MirrorError(
+                    f"the session refused the file's cell changes: {exc}") from None
             self._finish_send(plan, local, digest, base, base_ids)
             return
         raise MirrorError("the file's cell changes kept colliding with peers' changes; save"
                           " again")
+
+    async def _send_ops(self, ops: list[dict], sent: list[dict]) -> None:
+        """Send a plan's ops in batches the server accepts, adding each accepted one to `sent`.
+
+        Each accepted batch moves the mirror's base on (the file as if it held only what was
+        sent so far): when a later batch fails or the connection drops, planning again from
+        there sends the rest, never a cell twice.
+        """
+        for batch in _batches(ops):
+            self._inflight = _Inflight(batch, [op["cell_id"] for op in batch
+                                               if op["op"] == "create"])
+            try:
+                await self.client.cells_ops(batch)
+            except CollabError:
+                self._inflight = None  # refused whole: nothing of this batch applied
+                raise
+            self._inflight = None
+            self._advance_base(batch)
+            sent.extend(batch)
 
     def _finish_send(self, plan, local: list[CellData], digest: str, base: list[CellData],
                      base_ids: list[str]) -> None:
@@ -294,9 +313,14 @@ class FileMirror:
     def _settle_inflight(self) -> None:
         inflight, self._inflight = self._inflight, None
         if inflight.created and all(cid in self.client.cells for cid in inflight.created):
-            self._finish_send(inflight.plan, inflight.local, inflight.text_hash, inflight.base,
-                              inflight.base_ids)
+            self._advance_base(inflight.ops)  # applied: the next plan sends only the rest
         # Otherwise the batch never applied (or had no creates): planning again is safe.
+
+    def _advance_base(self, ops: list[dict]) -> None:
+        # Not a version the file held: no hash (the file is read and planned again) and no
+        # entry in the stale-buffer history.
+        self.base, self.base_ids = _apply_ops(self.base, self.base_ids, ops)
+        self.base_hash = None
 
     async def _write_session(self, text: str | None, sig: Signature | None,
                              local: list[CellData] | None, force: bool = False) -> None:
@@ -386,6 +410,55 @@ class FileMirror:
         cells = [CellData(code, c.name, dict(c.config)) for code, c in zip(codes, nb.cells,
                                                                           strict=True)]
         return cells, list(self.client.order)
+
+
+def _batches(ops: list[dict]) -> list[list[dict]]:
+    """`ops` cut, in order, into batches within the server's limits (one op at the least).
+
+    Each op is valid once the ops before it applied (creates name earlier creates in `after`).
+    """
+    batches: list[list[dict]] = []
+    size = 0
+    for op in ops:
+        op_size = len(json.dumps(op))
+        if not batches or len(batches[-1]) >= _BATCH_OPS or size + op_size > _BATCH_CHARS:
+            batches.append([])
+            size = 0
+        batches[-1].append(op)
+        size += op_size
+    return batches
+
+
+def _apply_ops(cells: list[CellData], ids: list[str],
+               ops: list[dict]) -> tuple[list[CellData], list[str]]:
+    """A base with these (accepted) ops applied to it, as the server applied them."""
+    cells, ids = list(cells), list(ids)
+
+    def place(after: str | None) -> int:
+        return 0 if after is None else ids.index(after) + 1 if after in ids else len(ids)
+
+    for op in ops:
+        kind, cid = op["op"], op["cell_id"]
+        at = ids.index(cid) if cid in ids else None
+        if kind == "create":
+            where = place(op["after"])
+            ids.insert(where, cid)
+            cells.insert(where, CellData(op["code"], op["name"], dict(op["config"])))
+        elif at is None:
+            continue  # a cell the base does not hold: nothing of the file to change
+        elif kind == "delete":
+            del ids[at], cells[at]
+        elif kind == "move":
+            cell = cells.pop(at)
+            ids.pop(at)
+            where = place(op["after"])
+            ids.insert(where, cid)
+            cells.insert(where, cell)
+        elif kind == "rename":
+            cells[at] = dataclasses.replace(cells[at], name=op["name"])
+        elif kind == "config":
+            cells[at] = dataclasses.replace(cells[at], config=dict(op["config"]))
+    return cells, ids
 
 
 def _same_cells(a: list[CellData], b: list[CellData]) -> bool:

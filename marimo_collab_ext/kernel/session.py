@@ -416,11 +416,11 @@ class KernelSession:
         self._idle_cells(self._outputs.stop_active())
         return True
 
-    async def shutdown(self) -> None:
-        """Kill the kernel and its process group; status becomes `stopped`."""
+    async def shutdown(self, message: str | None = None) -> None:
+        """Kill the kernel and its process group; status becomes `stopped` (with `message`)."""
         async with self._lock:
             if await self._stop_locked() or self._status not in ("none", "stopped"):
-                self._set_status("stopped")
+                self._set_status("stopped", message)
 
     def snapshot(self) -> dict[str, Any]:
         """The `kernel` field of a join response: status, outputs, UI values."""

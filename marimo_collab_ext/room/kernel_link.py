@@ -12,6 +12,7 @@ from typing import NamedTuple
 from ..kernel import CellCode, KernelError, KernelSession, UiBacklogFull, UnknownObject
 from .errors import BadRequest, RateLimited, UnknownCell
 from .errors import KernelError as KernelErrorResponse
+from .kernel_caps import KernelCaps
 from .presence import Connection, Peer
 from .room import Room, encode
 from .widget_requests import parse_function_call, parse_model_write
@@ -45,12 +46,16 @@ class _Caller(NamedTuple):
 class KernelLink:
     """Starts the kernel on demand, keeps it in step with the room, stops it when idle."""
 
-    def __init__(self, room: Room, settings, root_dir: str) -> None:
+    def __init__(self, room: Room, settings, root_dir: str, caps: KernelCaps) -> None:
         self.room = room
         self.settings = settings
         self.root_dir = root_dir
+        self.caps = caps
         self.session: KernelSession | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._cull_timer: asyncio.TimerHandle | None = None
+        # (username, owner) of who asked for the kernel last: counted as its starter
+        self._starter: tuple[str, bool] | None = None
         self._sync_task: asyncio.Task | None = None
         self._calls: dict[str, _Caller] = {}  # function_call_id -> caller, until answered
         room.listeners.append(self._on_room_event)
@@ -74,6 +79,15 @@ class KernelLink:
     def _announce(self, status: str, message: str | None) -> None:
         if status in ("starting", "dead", "stopped"):
             self._calls.clear()  # that kernel will answer none of them
+        if status in ("dead", "stopped"):
+            self.caps.release(self)
+            self._cancel_cull()
+        else:
+            if status == "starting" and self._starter is not None:
+                # Counted even when a run raced a stopping kernel past _start's check.
+                username, owner = self._starter
+                self.caps.take(self, username, owner=owner, check=False)
+            self._touch()  # a run that ends (idle) starts the idle time anew
         event = {"type": "kernel_status", "status": status}
         if message:
             event["message"] = message
@@ -97,7 +111,8 @@ class KernelLink:
 
     # ---- requests --------------------------------------------------------------------------
 
-    async def run(self, cell_ids: object) -> None:
+    async def run(self, peer: Peer, cell_ids: object) -> None:
+        """Run these cells; `peer` starts the kernel if none runs (within the kernel caps)."""
         if not isinstance(cell_ids, list) or not all(isinstance(c, str) for c in cell_ids):
             raise BadRequest("`cell_ids` must be a list of cell ids")
         unknown = [c for c in cell_ids if c not in self.room.authorities]
@@ -107,18 +122,19 @@ class KernelLink:
         # Run all, as the page's button sends it: like marimo's, it skips current cells, so
         # their outputs do not flicker. An explicit run of one cell always runs it.
         run_all = len(cell_ids) > 1 and set(cell_ids) >= set(self.room.structure.order)
-        if self.session is None:
-            self.session = self._make_session()
+        self._touch()
+        self._starter = (peer.user["username"], peer.owner)
         with protocol_errors():
-            if self.session.status in ("none", "dead", "stopped"):
-                await self.session.start(self.cells())
+            if not self.alive:
+                await self._start(peer)
             await self.session.run(cells, stale_only=run_all)
 
     async def set_ui_value(self, sender_peer_id: str, object_id: object, value: object) -> None:
         if not isinstance(object_id, str):
             raise BadRequest("`object_id` must be a string")
-        if self.session is None or self.session.status in ("none", "dead", "stopped"):
+        if not self.alive:
             raise BadRequest(f"no UI element {object_id}: the kernel is not running")
+        self._touch()
         with protocol_errors():
             await self.session.set_ui_value(object_id, value)
         # marimo does not echo one user's UI value to the others: the room does
@@ -154,6 +170,7 @@ class KernelLink:
         if not self.alive:
             raise KernelErrorResponse("no kernel is running")
         self._calls[call.call_id] = _Caller(peer.peer_id, peer.connection)
+        self._touch()  # paging a table is using the kernel, though nothing reruns
         try:
             with protocol_errors():
                 await self.session.function_call(call, element)
@@ -166,6 +183,7 @@ class KernelLink:
         write = parse_model_write(message)
         if not self.alive:
             raise BadRequest(f"no widget model {write.model_id}: the kernel is not running")
+        self._touch()
         with protocol_errors():
             await self.session.set_model_value(write)
         if write.method == "update":  # marimo echoes no client write: in its own form
@@ -176,36 +194,60 @@ class KernelLink:
                 exclude=sender_peer_id)
 
     async def interrupt(self) -> None:
+        self._touch()
         if self.session is not None:
             await self.session.interrupt()
 
-    async def restart(self) -> None:
-        if self.session is None:
-            self.session = self._make_session()
+    async def restart(self, peer: Peer) -> None:
+        """A fresh kernel; `peer` starts it when none ran (within the kernel caps)."""
+        self._touch()
         with protocol_errors():
-            await self.session.restart(self.cells())
+            await self._start(peer, restart=True)
 
     async def stdin(self, text: object) -> None:
         if not isinstance(text, str):
             raise BadRequest("`text` must be a string")
         if self.session is None:
             raise BadRequest("no cell is waiting for input")
+        self._touch()
         try:
             await self.session.send_stdin(text)
         except KernelError as exc:
             raise BadRequest(exc.reason) from None
 
-    async def start_if_configured(self) -> None:
-        """Start on join when `kernel_start_on_join` is set (status goes to every peer)."""
-        if self.settings.kernel_start_on_join and (
-            self.session is None or self.session.status in ("none", "dead", "stopped")
-        ):
-            self.session = self.session or self._make_session()
-            try:
+    async def start_if_configured(self, peer: Peer) -> None:
+        """Start on `peer`'s join when `kernel_start_on_join` is set and `peer` is a runner.
+
+        A viewer's or editor's join starts nothing; the status goes to every peer.
+        """
+        if not self.settings.kernel_start_on_join or peer.role != "runner" or self.alive:
+            return
+        try:
+            await self._start(peer)
+        except KernelErrorResponse as exc:  # a cap: the joiner's first run will say so
+            log.info("marimo-collab: no kernel on join for %s: %s", self.room.path, exc.message)
+        except KernelError as exc:
+            log.warning("marimo-collab: kernel for %s did not start: %s",
+                        self.room.path, exc.reason)
+
+    async def _start(self, peer: Peer, restart: bool = False) -> None:
+        """Start (or restart) the kernel for `peer`, within the kernel caps (kernel_caps.py).
+
+        A restart of a running kernel takes no new place: its starter keeps it.
+        """
+        if not self.alive:
+            self._starter = (peer.user["username"], peer.owner)
+            self.caps.take(self, *self._starter)
+        self.session = self.session or self._make_session()
+        try:
+            if restart:
+                await self.session.restart(self.cells())
+            else:
                 await self.session.start(self.cells())
-            except KernelError as exc:
-                log.warning("marimo-collab: kernel for %s did not start: %s",
-                            self.room.path, exc.reason)
+        except BaseException:
+            if not self.alive:
+                self.caps.release(self)
+            raise
 
     # ---- keeping in step -------------------------------------------------------------------
 
@@ -233,6 +275,27 @@ class KernelLink:
             if peer is None or peer.connection is not caller.connection:
                 del self._calls[call_id]
 
+    def _touch(self) -> None:
+        """Activity (a run, a UI event, a run ending): the idle kernel's cull is put off."""
+        self._cancel_cull()
+        timeout = self.settings.kernel_cull_idle_timeout
+        if timeout > 0:
+            self._cull_timer = asyncio.get_running_loop().call_later(timeout, self._cull)
+
+    def _cancel_cull(self) -> None:
+        if self._cull_timer is not None:
+            self._cull_timer.cancel()
+            self._cull_timer = None
+
+    def _cull(self) -> None:
+        # Even with peers in the room; never mid-run (its end touches again).
+        self._cull_timer = None
+        if self.session is not None and self.session.status in ("ready", "idle"):
+            timeout = self.settings.kernel_cull_idle_timeout
+            asyncio.ensure_future(self.session.shutdown(
+                f"stopped after {timeout:g} s without a run or UI activity"
+                " (c.MarimoCollab.kernel_cull_idle_timeout); the next run starts it again"))
+
     def _schedule_idle_stop(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
@@ -246,5 +309,6 @@ class KernelLink:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        self._cancel_cull()
         if self.session is not None:
             await self.session.shutdown()

@@ -15,6 +15,7 @@ from ..persistence.journal import Journal, is_disk_full, journal_problem
 from ..persistence.notebook_file import NotebookParseError, parse_notebook
 from .disk_watch import DiskWatcher
 from .errors import BadRequest, Internal
+from .kernel_caps import KernelCaps
 from .kernel_link import KernelLink
 from .room import Room
 from .saving import Saver
@@ -44,6 +45,7 @@ class RoomManager:
         self._loading: dict[str, asyncio.Future] = {}
         self._free_timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task | None = None
+        self.kernel_caps = KernelCaps(config)  # shared by every room's KernelLink
 
     def start_sweeping(self) -> None:
         """Drop peers silent past `heartbeat_timeout` (a dead network often sends no close)."""
@@ -92,7 +94,7 @@ class RoomManager:
         room.saver = Saver(room, self.contents, self.config)
         room.saver.file_mtime = model.get("last_modified")
         room.watcher = DiskWatcher(room, self.contents, room.saver, self.config)
-        room.kernel = KernelLink(room, self.config, self.root_dir)
+        room.kernel = KernelLink(room, self.config, self.root_dir, self.kernel_caps)
         room.listeners.append(lambda event, p=path: self._on_room_event(p, event))
         self.rooms[path] = room
         if state is not None and text != room.saved_text and not room.adopt_own_save(text):
