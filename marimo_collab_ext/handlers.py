@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import struct
 import time
 from typing import Any
 
@@ -32,6 +33,10 @@ TOO_SLOW = 4429
 # How long a socket closed for an oversized frame keeps reading (and discarding) the rest of
 # it, so the peer gets the 1009 close frame instead of a connection reset.
 OVERSIZE_LINGER = 5.0
+
+# Frames at least this large are queued as the caller's bytes, not a copy joined to the
+# header: a broadcast's payload is then held once however many peers still wait for it.
+SHARED_PAYLOAD = 64 * 1024
 
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
@@ -100,11 +105,11 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     # ---- the room's view of this socket (room.presence.Connection) -------------------------
 
-    def send(self, text: str) -> None:
+    def send(self, text: str | bytes) -> None:
         connection = self.ws_connection
         if connection is None or connection.is_closing() or self.account.dropped:
             return
-        data = text.encode()
+        data = text.encode() if isinstance(text, str) else text
         self._count_queued()
         for slow in self.app.flow.admit(self.account, len(data)):
             slow.connection.drop_too_slow()
@@ -121,7 +126,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             # a broadcast awaits nothing, and the Task was a third of the server's CPU per edit
             # (docs/benchmarks.md). tornado 6's frame writer: fin, text opcode, payload.
             try:
-                written = write_frame(True, 0x1, data)
+                written = (write_frame(True, 0x1, data) if len(data) < SHARED_PAYLOAD
+                           else _write_shared(connection, data))
             except StreamClosedError:
                 return
         self._count_queued()
@@ -345,6 +351,15 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):  # 1e400: echoed or relayed, it would go out as Infinity
         raise ValueError(f"{text} is out of range")
     return value
+
+
+def _write_shared(connection: WebSocketProtocol13, data: bytes):
+    """A text frame as tornado 6 writes it (server frames are unmasked), payload uncopied."""
+    size = len(data)
+    header = bytes([0x81]) + (struct.pack("!BH", 126, size) if size < 1 << 16
+                              else struct.pack("!BQ", 127, size))
+    connection.stream.write(header)
+    return connection.stream.write(data)  # tornado keeps large writes as views
 
 
 def _usable_id(value: object) -> bool:

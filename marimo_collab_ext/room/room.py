@@ -204,7 +204,7 @@ class Room:
             self.broadcast({"type": "presence", "event": "update", "peer": peer.describe()})
 
     def broadcast(self, message: dict, exclude: str | None = None) -> None:
-        text = encode(message)
+        text = encode(message).encode()  # one copy for every peer, also while queued
         for peer in list(self.presence.peers.values()):
             if peer.peer_id != exclude:
                 peer.connection.send(text)
