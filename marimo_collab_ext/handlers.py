@@ -155,8 +155,8 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.log.warning("marimo-collab: dropping a connection of %s that stopped reading"
                          " (%s)", self.flow_key, self.notebook_path)
         if connection is not None and not connection.is_closing():
-            connection.close(TOO_SLOW, "too slow: the server stopped sending after"
-                             f" {self.app.max_queued_bytes} bytes were queued; reconnect")
+            connection.close(TOO_SLOW, "too slow: the server stopped queueing messages for"
+                             " this connection; reconnect")
         if connection is not None:
             connection._abort()
 
