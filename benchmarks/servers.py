@@ -32,15 +32,21 @@ _h.YDocWebSocketHandler.open = _open_nodelay
 '''
 
 
+ONE_USER_IS_MANY = {"max_connections_per_user": 1000, "user_rate_limit": 1e9,
+                    "user_rate_burst": 10**9}
+
+
 def ours(workdir: Path, src: Path | None = None) -> ServerProcess:
-    """Our server with default settings (journal in `workdir`), not started.
+    """Our server with default settings but per-user budgets (journal in `workdir`), not started.
 
     With `src`, the server imports marimo_collab_ext from that tree (a patched checkout).
     """
     root, journal = workdir / "root", workdir / "journal"
     root.mkdir(parents=True, exist_ok=True)
     journal.mkdir(exist_ok=True)
-    server = ServerProcess(root, journal)
+    # Every benchmark client is the owner (one token), so one user's budgets would throttle
+    # the load itself: up to 201 sockets and 2,500 messages/s (docs/security.md, "Limits").
+    server = ServerProcess(root, journal, ONE_USER_IS_MANY)
     if src is not None:
         # ServerProcess puts this repo first on PYTHONPATH; the patched tree must win.
         launch = (f"import runpy, sys; sys.path.insert(0, {str(src)!r});"

@@ -18,6 +18,7 @@ from .grants.hub_shares import HubShares
 from .grants.lab_guard import guard_lab_handlers
 from .grants.store import GrantStore, default_grants_file
 from .handlers import CollabSocketHandler
+from .room.flow import Flow
 from .room.manager import RoomManager
 
 
@@ -94,6 +95,32 @@ class MarimoCollab(ExtensionApp):
         300.0, help="Messages per second one connection may send (sustained)."
     ).tag(config=True)
     rate_burst = Int(1000, help="Messages one connection may send in a burst.").tag(config=True)
+    # Connection budgets (docs/security.md, "Limits"); the owner is one user like any other.
+    user_rate_limit = Float(
+        600.0, help="Messages per second one user may send over all their connections."
+    ).tag(config=True)
+    user_rate_burst = Int(
+        2000, help="Messages one user may send in a burst over all their connections."
+    ).tag(config=True)
+    max_connections_per_user = Int(
+        32, help="Open room sockets one user may have; more are refused with HTTP 429."
+    ).tag(config=True)
+    max_queued_bytes = Int(
+        64 * 1024 * 1024, help="Bytes the server queues for a peer that reads too slowly;"
+        " past this it is dropped (close 4429). A message to an empty queue always goes."
+    ).tag(config=True)
+    max_queued_bytes_per_user = Int(
+        128 * 1024 * 1024, help="Bytes queued for all of one user's connections; past this"
+        " the user's connection furthest behind is dropped (close 4429)."
+    ).tag(config=True)
+    max_queued_bytes_total = Int(
+        512 * 1024 * 1024, help="Bytes queued for all connections of the server; past this"
+        " the connection furthest behind is dropped (close 4429)."
+    ).tag(config=True)
+    cursor_interval = Float(
+        0.05, help="Seconds between relays of one room's cursors: the latest cursor of each"
+        " peer goes out, so fan-out does not grow with one peer's send rate."
+    ).tag(config=True)
     heartbeat_timeout = Float(
         150.0, help="A peer silent for this many seconds is dropped from the room (browsers"
         " throttle timers in background tabs to about one a minute, so keep this well above)."
@@ -184,6 +211,11 @@ class MarimoCollab(ExtensionApp):
                                       served_root=self.serverapp.root_dir)
         self.hub_shares = HubShares.from_environment() if self.grants_hub_shares else None
         self.settings["marimo_collab"] = self
+        self.flow = Flow(per_connection=self.max_queued_bytes,
+                         per_user=self.max_queued_bytes_per_user,
+                         total=self.max_queued_bytes_total,
+                         connections_per_user=self.max_connections_per_user,
+                         user_rate=self.user_rate_limit, user_burst=self.user_rate_burst)
         # After every extension has registered its handlers (jupyterlab may load after us).
         self.serverapp.io_loop.add_callback(self._guard_lab_handlers)
 

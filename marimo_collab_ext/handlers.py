@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import struct
 import time
 from typing import Any
 
@@ -13,12 +14,13 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from .auth.identity import IdentityUnavailable, agent_identity, identity_of, refresh_identity
 from .auth.recheck import RoleWatcher
 from .auth.roles import Role, RolePolicy, authorize_message, is_owner, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
+from .room.flow import OWNER_KEY, Account, TokenBucket
 from .room.manager import normalize_path
 from .room.presence import Peer
 from .room.room import Room, encode
@@ -27,26 +29,19 @@ from .room.room import Room, encode
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
             "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value",
             "history"}
+# Close codes of connection budgets (docs/protocol.md, "Close codes").
+TOO_SLOW = 4429
+# How long a socket closed for an oversized frame keeps reading (and discarding) the rest of
+# it, so the peer gets the 1009 close frame instead of a connection reset.
+OVERSIZE_LINGER = 5.0
+
+# Frames at least this large are queued as the caller's bytes, not a copy joined to the
+# header: a broadcast's payload is then held once however many peers still wait for it.
+SHARED_PAYLOAD = 64 * 1024
+
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
               "set_model_value"}
-
-
-class TokenBucket:
-    """Per-connection rate limit: `rate` messages per second with bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
@@ -65,6 +60,18 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     def max_message_size(self) -> int:
         return self.app.max_message_bytes
 
+    def skip_check_origin(self) -> bool:
+        # jupyter_server lets any token-authenticated request skip the Origin check, `?token=`
+        # in a page's URL included; here every upgrade that names an Origin is checked
+        # (docs/security.md, "Who may connect"). Scripts send no Origin.
+        return False
+
+    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is WebSocketProtocol13:
+            protocol.__class__ = _LingeringProtocol
+        return protocol
+
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -80,12 +87,18 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.fresh_user = user
         if self.role is None:
             raise web.HTTPError(403, "no read access to this notebook")
+        # One budget per person; the owner's many token identities are one person.
+        self.flow_key = OWNER_KEY if is_owner(self, user, self.policy) else f"user {user.username}"
+        if not self.app.flow.may_connect(self.flow_key):  # open() follows without a yield
+            raise web.HTTPError(429, f"too many connections: at most"
+                                f" {self.app.max_connections_per_user} per user")
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
         self.set_nodelay(True)  # Nagle's algorithm costs tens of ms per edit (DESIGN.md)
         self.bucket = TokenBucket(self.app.rate_limit, self.app.rate_burst)
+        self.account: Account = self.app.flow.attach(self.flow_key, self)
         self.role_watcher = RoleWatcher(self, self.fresh_user, self.notebook_path, self.policy,
                                         self.role, on_change=self._role_changed,
                                         on_revoked=self.close)
@@ -94,25 +107,60 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     # ---- the room's view of this socket (room.presence.Connection) -------------------------
 
-    def send(self, text: str) -> None:
+    def send(self, text: str | bytes) -> None:
         connection = self.ws_connection
-        if connection is None or connection.is_closing():
+        if connection is None or connection.is_closing() or self.account.dropped:
+            return
+        data = text.encode() if isinstance(text, str) else text
+        self._count_queued()
+        for slow in self.app.flow.admit(self.account, len(data)):
+            slow.connection.drop_too_slow()
+        if self.account.dropped:
             return
         write_frame = getattr(connection, "_write_frame", None)
         if write_frame is None:  # a tornado without it: the public, slower path
             try:
-                self.write_message(text)
+                written = self.write_message(data.decode())
             except WebSocketClosedError:
-                pass
-            return
-        # write_message wraps every frame in an asyncio Task so a caller may await errors; a
-        # broadcast awaits nothing, and the Task was a third of the server's CPU per edit
-        # (docs/benchmarks.md). tornado 6's frame writer: fin, text opcode, payload.
-        try:
-            written = write_frame(True, 0x1, text.encode())
-        except StreamClosedError:
-            return
-        written.add_done_callback(_ignore_closed)
+                return
+        else:
+            # write_message wraps every frame in an asyncio Task so a caller may await errors;
+            # a broadcast awaits nothing, and the Task was a third of the server's CPU per edit
+            # (docs/benchmarks.md). tornado 6's frame writer: fin, text opcode, payload.
+            try:
+                written = (write_frame(True, 0x1, data) if len(data) < SHARED_PAYLOAD
+                           else _write_shared(connection, data))
+            except StreamClosedError:
+                return
+        self._count_queued()
+        written.add_done_callback(self._sent)
+
+    def _count_queued(self) -> None:
+        """Tell the flow budget how many bytes tornado still holds for this socket."""
+        stream = getattr(self.ws_connection, "stream", None)
+        done = getattr(stream, "_total_write_done_index", None)
+        if done is not None and not stream.closed():
+            self.app.flow.update(self.account, stream._total_write_index - done)
+
+    def _sent(self, written) -> None:
+        if not written.cancelled():
+            written.exception()  # a peer gone mid-write is its close handler's business
+        self._count_queued()
+
+    def drop_too_slow(self) -> None:
+        """The peer reads too slowly to keep (docs/protocol.md, "Close codes", 4429).
+
+        The stream is torn down at once: a close frame would queue behind the backlog this
+        frees, so a peer that stopped reading sees the connection drop.
+        """
+        connection = self.ws_connection
+        self.log.warning("marimo-collab: dropping a connection of %s that stopped reading"
+                         " (%s)", self.flow_key, self.notebook_path)
+        if connection is not None and not connection.is_closing():
+            connection.close(TOO_SLOW, "too slow: the server stopped queueing messages for"
+                             " this connection; reconnect")
+        if connection is not None:
+            connection._abort()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if self.ws_connection is not None:
@@ -123,7 +171,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     async def on_message(self, raw: str | bytes) -> None:
         message_id = None
         try:
-            if not self.bucket.take():
+            if not self.bucket.take() or not self.account.user.bucket.take():
                 raise RateLimited("too many messages; slow down")
             message = self._parse(raw)
             # An unusable id is answered as null (docs/protocol.md), never echoed back.
@@ -300,6 +348,9 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         watcher = getattr(self, "role_watcher", None)
         if watcher is not None:
             watcher.stop()
+        account = getattr(self, "account", None)
+        if account is not None:
+            self.app.flow.detach(account)
         super().on_close()
         if self.room is not None and self.peer is not None:
             self.room.remove_peer(self.peer.peer_id, self)
@@ -327,9 +378,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _ignore_closed(written) -> None:
-    if not written.cancelled():
-        written.exception()  # a peer gone mid-write is its close handler's business
+def _write_shared(connection: WebSocketProtocol13, data: bytes):
+    """A text frame as tornado 6 writes it (server frames are unmasked), payload uncopied."""
+    size = len(data)
+    header = bytes([0x81]) + (struct.pack("!BH", 126, size) if size < 1 << 16
+                              else struct.pack("!BQ", 127, size))
+    connection.stream.write(header)
+    return connection.stream.write(data)  # tornado keeps large writes as views
 
 
 def _usable_id(value: object) -> bool:
@@ -337,3 +392,41 @@ def _usable_id(value: object) -> bool:
         isinstance(value, int) and not isinstance(value, bool))
 
 
+class _LingeringProtocol(WebSocketProtocol13):
+    """tornado's protocol, except after an oversized frame (close 1009).
+
+    tornado sends the close frame and drops the socket while the peer is still sending that
+    frame: the unread bytes make the kernel answer with a reset, and the peer usually loses the
+    close frame with the code. Reading and discarding the rest for a while delivers it.
+    """
+
+    _too_big = False
+    _lingering = False
+    _drained = False
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == 1009:
+            self._too_big = True
+        super().close(code, reason)
+
+    def _abort(self) -> None:
+        # tornado calls this again as the frame loop ends; the socket stays until drained
+        if self._too_big and not self._drained and self.stream is not None and (
+                not self.stream.closed()):
+            if not self._lingering:
+                self._lingering = True
+                self.client_terminated = self.server_terminated = True  # no more frames
+                asyncio.ensure_future(self._discard_then_abort())
+            return
+        super()._abort()
+
+    async def _discard_then_abort(self) -> None:
+        deadline = time.monotonic() + OVERSIZE_LINGER
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait_for(self.stream.read_bytes(1 << 16, partial=True), left)
+        except (StreamClosedError, TimeoutError):
+            pass
+        finally:
+            self._drained = True
+            super()._abort()

@@ -38,8 +38,10 @@ REQUESTS = ["join", "change", "pull", "cells", "heartbeat", "save", "run", "set_
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin"}
 MAX_MESSAGE_BYTES = 256 * 1024
 # Small limits, so that the fuzzer reaches them; no kernel can start (run answers kernel_error).
+# The fuzzer's sockets are all the owner: its per-user rate is lifted with the per-socket one.
 FUZZ_SETTINGS = {"kernel_python": "/nonexistent/python", "rate_limit": 1e9,
-                 "rate_burst": 10**9, "max_message_bytes": MAX_MESSAGE_BYTES,
+                 "rate_burst": 10**9, "user_rate_limit": 1e9, "user_rate_burst": 10**9,
+                 "max_message_bytes": MAX_MESSAGE_BYTES,
                  "max_cell_units": 20_000, "max_notebook_units": 200_000, "max_cells": 40,
                  "autosave_delay": 0.5}
 

@@ -10,7 +10,7 @@ from typing import Protocol
 class Connection(Protocol):
     """What the room needs of a peer's socket; the handler implements it."""
 
-    def send(self, text: str) -> None: ...
+    def send(self, text: str | bytes) -> None: ...  # bytes: UTF-8, shared by the peers
 
     def close(self, code: int, reason: str) -> None: ...
 

@@ -7,6 +7,7 @@ import dataclasses
 import heapq
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -78,6 +79,10 @@ class Room:
         # The last "saving" entry not yet followed by a checkpoint: after a restart it tells
         # the server's own save from another program's change.
         self.pending_save: dict | None = None
+        # Cursors are relayed at most every `cursor_interval`, the latest of each peer only.
+        self._cursors_moved: set[str] = set()
+        self._cursors_sent_at = float("-inf")
+        self._cursor_timer: asyncio.TimerHandle | None = None
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -241,7 +246,7 @@ class Room:
             self.broadcast({"type": "presence", "event": "update", "peer": peer.describe()})
 
     def broadcast(self, message: dict, exclude: str | None = None) -> None:
-        text = encode(message)
+        text = encode(message).encode()  # one copy for every peer, also while queued
         for peer in list(self.presence.peers.values()):
             if peer.peer_id != exclude:
                 peer.connection.send(text)
@@ -400,8 +405,25 @@ class Room:
                 raise BadRequest("cursor position is past the end of the cell")
         peer.cursor = {"document_id": cell_id, "version": version, "anchor": anchor,
                        "head": head}
-        self.broadcast({"type": "cursor", "peer_id": peer.peer_id, **peer.cursor},
-                       exclude=peer.peer_id)
+        self._cursors_moved.add(peer.peer_id)
+        if self._cursor_timer is None:
+            wait = self._cursors_sent_at + self.settings.cursor_interval - time.monotonic()
+            if wait <= 0:
+                self._relay_cursors()
+            else:
+                self._cursor_timer = asyncio.get_running_loop().call_later(
+                    wait, self._relay_cursors)
+
+    def _relay_cursors(self) -> None:
+        """Relay the cursors moved since the last relay (a joiner gets them all in `join`)."""
+        self._cursor_timer = None
+        self._cursors_sent_at = time.monotonic()
+        moved, self._cursors_moved = self._cursors_moved, set()
+        for peer_id in moved:
+            peer = self.presence.peers.get(peer_id)
+            if peer is not None and peer.cursor is not None:
+                self.broadcast({"type": "cursor", "peer_id": peer_id, **peer.cursor},
+                               exclude=peer_id)
 
     # ---- durability ---------------------------------------------------------------------
 
