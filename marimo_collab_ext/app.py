@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
@@ -13,13 +11,16 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, vali
 
 from .frontend.handlers import OutputFrameAssetHandler, OutputFramePageHandler
 from .handlers import CollabSocketHandler
-from .room.manager import RoomManager
+from .persistence.journal import Journal
+from .room.manager import RoomManager, journal_dir_problem
 
 
 def _default_journal_dir() -> str:
-    # Local disk outside the user's home: SQLite on NFS homes corrupts. /var/tmp survives reboots.
-    base = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
-    return str(Path(base) / f"marimo-collab-{getpass.getuser()}")
+    # The user's own state directory (XDG): a fixed name in a shared place such as /var/tmp
+    # can be taken first by another local user. On NFS homes, set journal_dir to local disk.
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return str(base / "marimo-collab" / "journal")
 
 
 class MarimoCollab(ExtensionApp):
@@ -29,7 +30,9 @@ class MarimoCollab(ExtensionApp):
     load_other_extensions = True
 
     journal_dir = Unicode(
-        help="Directory of the crash journals (SQLite). Keep it on local disk, not NFS.",
+        help="Directory of the crash journals (SQLite), created 0700; one owned by another user,"
+        " writable by others or a symlink is refused. Default: $XDG_STATE_HOME/marimo-collab/"
+        "journal or ~/.local/state/marimo-collab/journal. Keep it on local disk, not NFS.",
     ).tag(config=True)
 
     @default("journal_dir")
@@ -125,6 +128,11 @@ class MarimoCollab(ExtensionApp):
             config=self, contents_manager=self.serverapp.contents_manager,
             root_dir=self.serverapp.root_dir, log=self.log)
         self.settings["marimo_collab"] = self
+        try:  # said at start, not only to the first person who opens a notebook
+            Journal.prepare_directory(Path(self.journal_dir))
+        except OSError as exc:
+            self.log.error("marimo-collab: %s; every notebook will refuse to open until then",
+                           journal_dir_problem(Path(self.journal_dir), exc))
 
     def initialize_handlers(self) -> None:
         self.handlers.append((r"/api/marimo-collab/ws", CollabSocketHandler))
