@@ -50,6 +50,11 @@ class MarimoCollab(ExtensionApp):
     autosave_max_delay = Float(
         20.0, help="Longest time an edit waits for autosave while people keep typing."
     ).tag(config=True)
+    save_attempts = Int(
+        8, help="Tries of one save while other programs keep changing the file: each finds a"
+        " change, merges it and tries again; past this the save fails (save_failed) and retries"
+        " later."
+    ).tag(config=True)
     disk_poll_interval = Float(
         2.0, help="Seconds between checks for changes to the notebook file made by other programs."
     ).tag(config=True)

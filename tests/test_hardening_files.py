@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from websockets.asyncio.client import connect as ws_connect
 
 from marimo_collab_ext.app import MarimoCollab
@@ -203,3 +204,50 @@ async def test_a_journal_of_an_older_server_is_resumed_under_a_symlinked_root(tm
         await again.close()
     finally:
         server.stop()
+
+
+async def test_a_failing_check_before_the_save_is_a_clear_save_failed(connect, jp_root_dir):
+    a = await connect()
+    a.edit(a.order[0], {"from": 0, "insert": "# unsaved\n"})
+    await a.flush()
+    (jp_root_dir / "demo.py").write_bytes(b"\xff\xfe not UTF-8 \x80")
+    with pytest.raises(CollabError) as failed:
+        await a.save()
+    assert "UTF-8" in str(failed.value)
+    event = await a.next_event(lambda e: e["type"] == "save_failed", timeout=10)
+    assert "demo.py" in event["message"] and "UTF-8" in event["message"]
+    assert (jp_root_dir / "demo.py").read_bytes() == b"\xff\xfe not UTF-8 \x80"  # not replaced
+
+
+class CustomSave(AsyncLargeFileManager):
+    """A contents manager of its own (as jupytext's is): saves go through its API."""
+
+    async def save(self, model, path=""):
+        return await super().save(model, path)
+
+
+@pytest.fixture
+def contents_manager_class() -> str | None:
+    return None
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config, contents_manager_class):
+    if contents_manager_class:
+        jp_server_config["ServerApp"]["contents_manager_class"] = contents_manager_class
+    return jp_server_config
+
+
+@pytest.mark.parametrize("contents_manager_class", [None, f"{__name__}.CustomSave"])
+@pytest.mark.parametrize("collab_settings", [{"disk_poll_interval": 3600,
+                                              "autosave_delay": 3600}])
+async def test_a_save_merges_a_change_the_poll_has_not_seen(connect, jp_root_dir,
+                                                             contents_manager_class):
+    a = await connect()
+    a.edit(a.order[1], {"from": 0, "insert": "# typed\n"})
+    await a.flush()
+    _add_marker(jp_root_dir / "demo.py", 1)
+    await a.save()
+    text = (jp_root_dir / "demo.py").read_text()
+    assert "external_marker_1 = 1" in text and "# typed\n" in text
+    assert any(a.text(cid) == "external_marker_1 = 1" for cid in a.order)

@@ -15,8 +15,6 @@ from .room import Room
 
 log = logging.getLogger(__name__)
 
-SAVE_ATTEMPTS = 8  # merges of changes that land during a save before it gives up (and retries)
-
 
 class SaveConflict(Exception):
     """The file changed under every attempt to save."""
@@ -91,7 +89,8 @@ class Saver:
         """Compare-and-swap: write only over what the session last saw in the file; a change
         found instead is merged, and the merged session written (a bounded number of tries)."""
         room = self.room
-        for _ in range(SAVE_ATTEMPTS):
+        attempts = max(1, self.settings.save_attempts)
+        for _ in range(attempts):
             order = list(room.structure.order)
             written = dataclasses.replace(room.notebook, cells=room.cell_data())
             # marimo's code generator takes ~10 ms per 20 cells: keep it off the event loop
@@ -125,7 +124,7 @@ class Saver:
             room.broadcast({"type": "saved", "hash": digest,
                             "at": datetime.now(timezone.utc).isoformat()})
             return digest
-        raise SaveConflict(f"{room.path} kept changing on disk during {SAVE_ATTEMPTS} tries to"
+        raise SaveConflict(f"{room.path} kept changing on disk during {attempts} tries to"
                            " save; every change so far is merged into the session")
 
     def schedule_retry(self) -> None:
