@@ -96,9 +96,9 @@ class Saver:
             # marimo's code generator takes ~10 ms per 20 cells: keep it off the event loop
             text = await asyncio.to_thread(serialize_notebook, written)
             digest = content_hash(text)
-            if text == room.saved_text and not self.file_missing:
-                if room.watcher is not None and await room.watcher.check():
-                    continue  # another program changed the file: merged, serialize again
+            if text == self.disk_text and not self.file_missing:  # the file holds it already
+                if await room.watcher.check():
+                    continue  # unless another program changed it: merged, serialize again
                 if not self.file_missing:
                     room.mark_saved(text, written, order)
                     return digest
