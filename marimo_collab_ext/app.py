@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
@@ -18,14 +16,17 @@ from .grants.hub_shares import HubShares
 from .grants.lab_guard import guard_lab_handlers
 from .grants.store import GrantStore, default_grants_file
 from .handlers import CollabSocketHandler
+from .persistence.journal import Journal
 from .room.flow import Flow
-from .room.manager import RoomManager
+from .room.manager import RoomManager, journal_dir_problem
 
 
 def _default_journal_dir() -> str:
-    # Local disk outside the user's home: SQLite on NFS homes corrupts. /var/tmp survives reboots.
-    base = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
-    return str(Path(base) / f"marimo-collab-{getpass.getuser()}")
+    # The user's own state directory (XDG): a fixed name in a shared place such as /var/tmp
+    # can be taken first by another local user. On NFS homes, set journal_dir to local disk.
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return str(base / "marimo-collab" / "journal")
 
 
 class MarimoCollab(ExtensionApp):
@@ -35,7 +36,9 @@ class MarimoCollab(ExtensionApp):
     load_other_extensions = True
 
     journal_dir = Unicode(
-        help="Directory of the crash journals (SQLite). Keep it on local disk, not NFS.",
+        help="Directory of the crash journals (SQLite), created 0700; one owned by another user,"
+        " writable by others or a symlink is refused. Default: $XDG_STATE_HOME/marimo-collab/"
+        "journal or ~/.local/state/marimo-collab/journal. Keep it on local disk, not NFS.",
     ).tag(config=True)
 
     @default("journal_dir")
@@ -52,6 +55,11 @@ class MarimoCollab(ExtensionApp):
     ).tag(config=True)
     autosave_max_delay = Float(
         20.0, help="Longest time an edit waits for autosave while people keep typing."
+    ).tag(config=True)
+    save_attempts = Int(
+        8, help="Tries of one save while other programs keep changing the file: each finds a"
+        " change, merges it and tries again; past this the save fails (save_failed) and retries"
+        " later."
     ).tag(config=True)
     disk_poll_interval = Float(
         2.0, help="Seconds between checks for changes to the notebook file made by other programs."
@@ -211,6 +219,11 @@ class MarimoCollab(ExtensionApp):
                                       served_root=self.serverapp.root_dir)
         self.hub_shares = HubShares.from_environment() if self.grants_hub_shares else None
         self.settings["marimo_collab"] = self
+        try:  # said at start, not only to the first person who opens a notebook
+            Journal.prepare_directory(Path(self.journal_dir))
+        except OSError as exc:
+            self.log.error("marimo-collab: %s; every notebook will refuse to open until then",
+                           journal_dir_problem(Path(self.journal_dir), exc))
         self.flow = Flow(per_connection=self.max_queued_bytes,
                          per_user=self.max_queued_bytes_per_user,
                          total=self.max_queued_bytes_total,

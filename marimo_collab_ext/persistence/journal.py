@@ -136,9 +136,19 @@ class Journal:
         fsync=False survives a kill of the process; fsync=True also a power loss.
         """
         directory = Path(directory)
+        cls.prepare_directory(directory)
+        return cls(directory / journal_filename(room_key), room_key, fsync)
+
+    @staticmethod
+    def prepare_directory(directory: Path) -> None:
+        """Create the journal directory private (0700), or refuse one that is not.
+
+        Raises PermissionError naming the directory when it is a symlink, another user's,
+        or writable by others (who could plant or swap journal files in it).
+        """
+        directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _check_private(directory)
-        return cls(directory / journal_filename(room_key), room_key, fsync)
 
     def load(self) -> JournalState | None:
         """The journaled state to replay, or None when there is none to trust.
@@ -404,15 +414,17 @@ def journal_filename(room_key: str) -> str:
 
 
 def _check_private(directory: Path) -> None:
-    # Journals hold notebook code: a directory in a shared place such as /var/tmp must be
-    # ours and not writable by others (who could plant or swap files in it).
+    # Journals hold notebook code: the directory must be ours and not writable by others.
     info = directory.lstat()
+    problem = None
     if stat.S_ISLNK(info.st_mode):
-        raise PermissionError(f"journal directory {directory} is a symlink")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise PermissionError(f"journal directory {directory} belongs to another user")
-    if info.st_mode & 0o022:
-        raise PermissionError(f"journal directory {directory} is writable by other users")
+        problem = "it is a symlink"
+    elif hasattr(os, "getuid") and info.st_uid != os.getuid():
+        problem = "it belongs to another user"
+    elif info.st_mode & 0o022:
+        problem = "other users can write to it"
+    if problem is not None:
+        raise PermissionError(errno.EACCES, problem, str(directory))
 
 
 def _companions(path: Path) -> list[Path]:

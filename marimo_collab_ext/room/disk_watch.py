@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from jupyter_core.utils import ensure_async
-from tornado.web import HTTPError
-
 from ..persistence.disk_merge import LiveCell, plan_external_merge
 from ..persistence.notebook_file import NotebookData, NotebookParseError, parse_notebook
+from .file_access import FileMissing, FileUnusable
 from .room import Room
 from .structure import new_cell_id
 
@@ -17,14 +15,15 @@ log = logging.getLogger(__name__)
 
 
 class DiskWatcher:
-    """Polls the file through the ContentsManager (any contents manager works) and merges."""
+    """Polls the room's file (a cheap stamp first) and merges what other programs wrote."""
 
-    def __init__(self, room: Room, contents_manager, saver, settings) -> None:
+    def __init__(self, room: Room, saver, settings) -> None:
         self.room = room
-        self.contents = contents_manager
         self.saver = saver
+        self.file = saver.file
         self.settings = settings
         self._task: asyncio.Task | None = None
+        self._unusable: str | None = None  # the problem last announced, to announce it once
 
     def start(self) -> None:
         if self.settings.disk_poll_interval > 0 and self._task is None:
@@ -43,6 +42,8 @@ class DiskWatcher:
                     await self.check()
             except asyncio.CancelledError:
                 raise
+            except FileUnusable as exc:
+                self._announce_unusable(str(exc))
             except Exception:
                 log.exception("marimo-collab: checking %s on disk failed", self.room.path)
 
@@ -50,30 +51,54 @@ class DiskWatcher:
         """Compare the file with what the session last read or wrote; merge a change.
 
         True when the file held something new (merged, or announced as unreadable).
+        Raises FileUnusable when something else is at the path (a directory...).
         """
-        room, saver = self.room, self.saver
+        saver = self.saver
         try:
-            model = await ensure_async(self.contents.get(room.path, content=False))
-        except HTTPError as exc:
-            if exc.status_code == 404 and not saver.file_missing:
-                saver.file_missing = True
-                room.broadcast({"type": "file_status", "status": "missing",
-                                "message": f"{room.path} was deleted or moved. The session is"
-                                " kept; save to write it back."})
+            stamp = await self.file.stamp()
+        except FileMissing:
+            self.note_missing()
             return False
-        if saver.file_missing:
-            saver.file_missing = False
-            room.broadcast({"type": "file_status", "status": "present",
-                            "message": f"{room.path} is back on disk."})
-        if model.get("last_modified") == saver.file_mtime:
+        self.note_present()
+        if stamp == saver.file_stamp:
             return False
-        full = await ensure_async(
-            self.contents.get(room.path, content=True, type="file", format="text"))
-        saver.file_mtime = full.get("last_modified")
-        if full["content"] == room.saved_text:
+        try:
+            text, stamp = await self.file.read()
+        except FileMissing:
+            self.note_missing()
             return False
-        await self.merge_text(full["content"])
+        return await self.absorb(text, stamp)
+
+    async def absorb(self, text: str, stamp: object) -> bool:
+        """The file holds `text` now: merge it unless it is what the session last saw."""
+        saver = self.saver
+        saver.file_stamp = stamp
+        if text == saver.disk_text:
+            return False
+        await self.merge_text(text)
+        saver.disk_text = text  # merged, or announced as unreadable and kept for overwriting
         return True
+
+    def note_missing(self) -> None:
+        if not self.saver.file_missing:
+            self.saver.file_missing = True
+            self.room.broadcast({"type": "file_status", "status": "missing",
+                                 "message": f"{self.room.path} was deleted or moved. The session"
+                                 " is kept; save to write it back."})
+
+    def note_present(self) -> None:
+        self._unusable = None
+        if self.saver.file_missing:
+            self.saver.file_missing = False
+            self.room.broadcast({"type": "file_status", "status": "present",
+                                 "message": f"{self.room.path} is back on disk."})
+
+    def _announce_unusable(self, problem: str) -> None:
+        if problem != self._unusable:
+            self._unusable = problem
+            self.room.broadcast({"type": "file_status", "status": "unreadable",
+                                 "message": f"{self.room.path} cannot be read: {problem}."
+                                 " The session keeps its version."})
 
     async def merge_text(self, text: str) -> None:
         """Merge the file's new `text` into the session as the server's own changes."""
