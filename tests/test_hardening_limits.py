@@ -301,7 +301,7 @@ def journal_dir(request, tmp_path: Path) -> Path:
 
 
 async def test_join_with_a_full_journal_disk_says_so(server, notebook, tiny_disk, journal_dir):
-    journal_dir.mkdir(mode=0o700)
+    journal_dir.mkdir(mode=0o700, exist_ok=True)  # the server prepares it at start
     fill(tiny_disk)
     client = CollabClient(ws_url(server["url"], notebook),
                           {"Authorization": f"token {server['token']}"})
@@ -317,7 +317,7 @@ async def test_join_with_a_full_journal_disk_says_so(server, notebook, tiny_disk
 
 async def test_edit_with_a_full_journal_disk_loses_no_acknowledged_edit(
         server, notebook, tiny_disk, journal_dir):
-    journal_dir.mkdir(mode=0o700)
+    journal_dir.mkdir(mode=0o700, exist_ok=True)  # the server prepares it at start
     client = await CollabClient.connect(server["url"], notebook, token=server["token"])
     other = await CollabClient.connect(server["url"], notebook, token=server["token"])
     cid = client.order[0]
@@ -347,10 +347,11 @@ async def test_journal_of_an_older_server_with_any_config_still_loads(
     client = await connect()
     cid = client.order[0]
     manager = server["app"].web_app.settings["marimo_collab"].room_manager
+    room_key = manager.rooms[notebook].journal.room_key
     await client.close()
     await manager.free(notebook)  # saved and unloaded; the next join replays the journal
     assert notebook not in manager.rooms
-    journal = Journal.open(journal_dir, manager._journal_key(notebook))
+    journal = Journal.open(journal_dir, room_key)
     journal.append("cells", {"ops": [{"op": "config", "cell_id": cid,
                                       "config": {"foo": "x" * 100, "hide_code": True}}]}, None)
     journal.close()
