@@ -87,6 +87,25 @@ async def test_the_server_runs_at_most_kernel_max_kernels(connect, server, other
     assert len(caps(server)) == 1
 
 
+@pytest.mark.people
+@pytest.mark.parametrize("collab_settings", [{"kernel_max_per_user": 1, "kernel_max": 0}])
+async def test_a_kernel_nobody_is_with_gives_its_place_up_before_anyone_is_refused(
+        connect, server, other):
+    # A person trying notebooks one after another (tutorials): each kernel outlives its room by
+    # kernel_idle_timeout (600 s), yet the next notebook must not be refused.
+    first = await connect(token="rita-token")
+    await first.run(first.order[:1])
+    await first.close()
+    await until(lambda: len(server["app"].web_app.settings["marimo_collab"].room_manager
+                            .rooms["demo.py"].presence) == 0, TIMEOUT, "her leaving")
+    second = await connect(other, token="rita-token")
+    await run_all(second)
+    assert caps(server).started_by("rita") == 1
+    # A kernel someone is still with keeps its place: then the cap refuses.
+    third = await connect(token="rita-token")
+    assert "c.MarimoCollab.kernel_max_per_user = 1" in await refused(third)
+
+
 @pytest.mark.parametrize("collab_settings", [{"kernel_max": 1, "kernel_max_per_user": 1}])
 async def test_the_owner_is_never_refused_a_kernel_but_counts(connect, server, other):
     first, second = await connect(), await connect(other)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -57,6 +58,7 @@ class KernelLink:
         # (username, owner) of who asked for the kernel last: counted as its starter
         self._starter: tuple[str, bool] | None = None
         self._sync_task: asyncio.Task | None = None
+        self._alone_since: float | None = None  # when the room's last person left
         self._calls: dict[str, _Caller] = {}  # function_call_id -> caller, until answered
         room.listeners.append(self._on_room_event)
 
@@ -296,10 +298,26 @@ class KernelLink:
                 f"stopped after {timeout:g} s without a run or UI activity"
                 " (c.MarimoCollab.kernel_cull_idle_timeout); the next run starts it again"))
 
+    def unattended_since(self) -> float | None:
+        """When the room's last person left, while nobody is in it (kernel_caps.Evictable)."""
+        return self._alone_since if len(self.room.presence) == 0 else None
+
+    def evict(self) -> None:
+        """Give this kernel's place to someone who needs one (kernel_caps.Evictable)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._cancel_cull()
+        if self.session is not None:
+            asyncio.ensure_future(self.session.shutdown(
+                "stopped to free its place under the kernel limit while nobody was in the"
+                " notebook; the next run starts it again"))
+
     def _schedule_idle_stop(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        self._alone_since = time.monotonic() if len(self.room.presence) == 0 else None
         if len(self.room.presence) == 0 and self.session is not None:
             self._idle_timer = asyncio.get_running_loop().call_later(
                 self.settings.kernel_idle_timeout,
