@@ -85,7 +85,7 @@ async def join(cfg: dict, spec: dict, tracker: Tracker) -> YClient:
 
 
 async def main(cfg: dict) -> None:
-    tracker = Tracker()
+    tracker = Tracker(receipts=[] if cfg.get("receipts") else None)
     clients = await asyncio.gather(*(join(cfg, spec, tracker) for spec in cfg["clients"]))
     emit({"ready": True})
     start = (await read_line())["start"]
