@@ -183,14 +183,22 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
         report = await swarm.finish()
     finally:
         swarm.kill()
+    final_save = "ok"
     try:
         truth = await server_docs(server.url, server.token, file.name)
         client = await CollabClient.connect(server.url, file.name, token=server.token)
-        await client.save()
+        try:
+            await client.request({"type": "save"}, timeout=120)
+        except Exception as exc:  # a save that never finishes is a finding, not a crash
+            final_save = repr(exc)
         await client.close()
         final_file = file.read_text()
     finally:
         server.stop()
+        if final_save != "ok":
+            keep = Path(tempfile.mkdtemp(prefix="disk-kill-"))
+            shutil.copytree(workdir, keep / "work")
+            log(f"final save failed ({final_save}); server log and files kept in {keep}")
     session = "\n".join(truth.values())
     return {"rewrites": len(markers), "kills": kills, "acked": len(report["acked"]),
             "acked_lost": missing_tokens(report["acked"], truth),
@@ -199,7 +207,8 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
             "external_lost": [m for m in markers if m not in session],
             "external_lost_in_file": [m for m in markers if m not in final_file],
             "diverged": diverged_peers(report, truth), "stale": report["stale"],
-            "errors": report["errorCount"] + (report["failure"] is not None)}
+            "errors": report["errorCount"] + (report["failure"] is not None),
+            "final_save": final_save}
 
 
 def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool) -> bool:
@@ -215,7 +224,8 @@ def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool) -
                    external_lost=len(r["external_lost"]),
                    external_lost_in_file=len(r["external_lost_in_file"]),
                    external_lost_first=r["external_lost"][:10],
-                   diverged=len(r["diverged"]), stale=r["stale"], errors=r["errors"])
+                   diverged=len(r["diverged"]), stale=r["stale"], errors=r["errors"],
+                   final_save=r["final_save"])
 
 
 def run_fuzz(messages: int) -> bool:

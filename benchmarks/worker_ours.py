@@ -20,6 +20,7 @@ from .workload import (
     keys_in,
     position,
     read_line,
+    settle_deadline,
     token,
     type_on_schedule,
     wait_until,
@@ -115,7 +116,7 @@ async def main(cfg: dict) -> None:
     ran = await asyncio.gather(*runs, return_exceptions=True)
     expected = [cfg["total_edits"] - (cfg["edits_each"] if s.get("editor") is not None else 0)
                 for s in cfg["clients"]]
-    deadline = time.monotonic() + cfg["settle"]
+    deadline = settle_deadline(cfg, start)
     await wait_until(lambda: all(seen[0] >= n for (_, seen), n in zip(joined, expected,
                                                                       strict=True)), deadline)
     for client, _ in joined:

@@ -90,6 +90,16 @@ async def type_on_schedule(edit, editor: int, n_editors: int, rate: float, count
         edit(seq, now)
 
 
+def settle_deadline(cfg: dict, start: float) -> float:
+    """When receivers stop waiting: `settle` s after the typing schedule ends.
+
+    After the schedule, not after this worker's own typing: a worker with viewers only
+    (bench_lecture.py's) types nothing, and would otherwise give up `settle` s after start.
+    """
+    typing_ends = start + cfg["edits_each"] / cfg["rate"] if cfg["rate"] else start
+    return max(time.monotonic(), typing_ends) + cfg["settle"]
+
+
 def position(rng: random.Random, length: int) -> int:
     """Where the next token goes: anywhere in the document (stress for the merge)."""
     return rng.randint(0, length)
