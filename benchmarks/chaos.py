@@ -37,7 +37,7 @@ from tests.test_chaos import (  # noqa: E402
     kill_9_trials,
     missing_tokens,
 )
-from tests.test_codemirror_peers import Swarm, server_docs  # noqa: E402
+from tests.test_codemirror_peers import Swarm  # noqa: E402
 from tests.test_fuzz_protocol import FUZZ_SETTINGS, ProtocolFuzzer  # noqa: E402
 
 
@@ -128,6 +128,19 @@ def add_marker(file: Path, marker: str, timeout: float = 5.0) -> None:
     os.replace(tmp, file)
 
 
+async def patient_docs(server: ServerProcess, path: str) -> tuple[dict[str, str], float]:
+    """What a fresh client reads, and how long the join took: no keepalive timeout.
+
+    A restarted server merging a changed file into a long journal may take a while to answer.
+    """
+    began = time.monotonic()
+    client = await CollabClient.connect(server.url, path, token=server.token, ping_interval=None)
+    try:
+        return {cid: client.text(cid) for cid in client.order}, time.monotonic() - began
+    finally:
+        await client.close()
+
+
 async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
                     peers: int = 3, while_down: bool = True, log=print) -> dict:
     """Rewrites on disk while peers type, and kill -9 of the server every `kill_every` rewrites.
@@ -151,10 +164,10 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
     await watcher.close()
     swarm = await Swarm.start(server.url, server.token, file.name, peers=peers, seed=seed,
                               run=f"diskkill{seed}", protectTokens=True, cells=typed_cells,
-                              latency=[0, 20], editInterval=[10, 40], pDisconnect=0.002,
+                              latency=[0, 20], editInterval=[40, 120], pDisconnect=0.002,
                               reconnectBackoff=[20, 150])
     markers: list[str] = []
-    kills, lost_at_restart = 0, 0
+    kills, lost_at_restart, joins = 0, 0, []
     try:
         for n in range(rewrites):
             await asyncio.sleep(rng.uniform(0.05, 0.6))
@@ -169,13 +182,15 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
                 server = ServerProcess(root, journal, settings, port=server.port,
                                        token=server.token)
                 await asyncio.to_thread(server.start)
-                docs = await server_docs(server.url, server.token, file.name)
+                docs, took = await patient_docs(server, file.name)
+                joins.append(round(took, 2))
                 if not while_down:
                     await asyncio.to_thread(add_marker, file, marker)
                 markers.append(marker)
                 lost_at_restart += len(missing_tokens(acked, docs))
                 log(f"kill {kills}: {len(acked)} acked before it,"
-                    f" {len(missing_tokens(acked, docs))} missing after restart")
+                    f" {len(missing_tokens(acked, docs))} missing after restart"
+                    f" (first join after it: {took:.1f} s)")
             else:
                 await asyncio.to_thread(add_marker, file, marker)
                 markers.append(marker)
@@ -185,10 +200,11 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
         swarm.kill()
     final_save = "ok"
     try:
-        truth = await server_docs(server.url, server.token, file.name)
-        client = await CollabClient.connect(server.url, file.name, token=server.token)
+        truth, _ = await patient_docs(server, file.name)
+        client = await CollabClient.connect(server.url, file.name, token=server.token,
+                                            ping_interval=None)
         try:
-            await client.request({"type": "save"}, timeout=120)
+            await client.request({"type": "save"}, timeout=300)
         except Exception as exc:  # a save that never finishes is a finding, not a crash
             final_save = repr(exc)
         await client.close()
@@ -208,7 +224,8 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
             "external_lost_in_file": [m for m in markers if m not in final_file],
             "diverged": diverged_peers(report, truth), "stale": report["stale"],
             "errors": report["errorCount"] + (report["failure"] is not None),
-            "final_save": final_save}
+            "final_save": final_save, "join_s_after_restarts": joins,
+            "document_chars": len(session)}
 
 
 def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool) -> bool:
@@ -225,7 +242,8 @@ def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool) -
                    external_lost_in_file=len(r["external_lost_in_file"]),
                    external_lost_first=r["external_lost"][:10],
                    diverged=len(r["diverged"]), stale=r["stale"], errors=r["errors"],
-                   final_save=r["final_save"])
+                   final_save=r["final_save"], join_s_after_restarts=r["join_s_after_restarts"],
+                   document_chars=r["document_chars"])
 
 
 def run_fuzz(messages: int) -> bool:
