@@ -142,7 +142,8 @@ async def patient_docs(server: ServerProcess, path: str) -> tuple[dict[str, str]
 
 
 async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
-                    peers: int = 3, while_down: bool = True, log=print) -> dict:
+                    peers: int = 3, while_down: bool = True, edit_ms: tuple = (40, 120),
+                    log=print) -> dict:
     """Rewrites on disk while peers type, and kill -9 of the server every `kill_every` rewrites.
 
     Each rewrite adds a unique marker; each acknowledged peer edit is a unique token: all
@@ -164,7 +165,7 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
     await watcher.close()
     swarm = await Swarm.start(server.url, server.token, file.name, peers=peers, seed=seed,
                               run=f"diskkill{seed}", protectTokens=True, cells=typed_cells,
-                              latency=[0, 20], editInterval=[40, 120], pDisconnect=0.002,
+                              latency=[0, 20], editInterval=list(edit_ms), pDisconnect=0.002,
                               reconnectBackoff=[20, 150])
     markers: list[str] = []
     kills, lost_at_restart, joins = 0, 0, []
@@ -228,13 +229,14 @@ async def disk_kill(workdir: Path, rewrites: int, kill_every: int, *, seed: int,
             "document_chars": len(session)}
 
 
-def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool) -> bool:
+def run_disk_kill(rewrites: int, kill_every: int, seed: int, while_down: bool,
+                  edit_ms: tuple) -> bool:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(disk_kill(Path(tmp), rewrites, kill_every, seed=seed,
-                                  while_down=while_down))
+                                  while_down=while_down, edit_ms=edit_ms))
     return summary("disk-kill", started, rewrites=r["rewrites"], kills=r["kills"],
-                   rewrite_while_down=while_down,
+                   rewrite_while_down=while_down, edit_ms=edit_ms,
                    acked_checked=r["acked"], acked_lost=len(r["acked_lost"]),
                    acked_lost_in_file=len(r["acked_lost_in_file"]),
                    acked_missing_at_a_restart=r["acked_missing_at_a_restart"],
@@ -272,6 +274,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--rewrites", type=int, default=200)
     parser.add_argument("--kill-every", type=int, default=20)
+    parser.add_argument("--edit-ms", type=int, nargs=2, default=[40, 120],
+                        help="disk-kill: each peer's pause between keystrokes, ms (min max)")
     parser.add_argument("--no-rewrite-while-down", action="store_true",
                         help="disk-kill: the rewrite at a kill comes after the restart")
     parser.add_argument("--messages", type=int, default=100_000)
@@ -285,7 +289,7 @@ def main() -> int:
         ok &= run_disk(args.rewrites)
     if args.what in ("all", "disk-kill"):
         ok &= run_disk_kill(args.rewrites, args.kill_every, args.seed,
-                            not args.no_rewrite_while_down)
+                            not args.no_rewrite_while_down, tuple(args.edit_ms))
     if args.what in ("all", "kill"):
         ok &= asyncio.run(run_kill(args.trials, args.seed))
     if args.what in ("all", "fuzz"):
