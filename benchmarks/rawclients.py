@@ -94,7 +94,12 @@ class Socket:
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                            f"Authorization: token {token}\r\n\r\n").encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.refused = 0  # hung up during the handshake
+            self.writer.close()
+            return False
         status = int(head.split()[1])
         if status != 101:
             self.refused = status
@@ -165,7 +170,11 @@ async def join(cfg: dict, sock: Socket) -> str | None:
     if cfg.get("stall"):
         return None
     while True:
-        opcode, payload = await sock.next()
+        try:
+            opcode, payload = await sock.next()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            sock.close_code = 1006  # a server that caps connections may just hang up
+            return None
         if opcode == 0x8:
             return None
         if opcode == 0x1:
