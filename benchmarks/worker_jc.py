@@ -29,6 +29,7 @@ from .workload import (
     keys_in,
     position,
     read_line,
+    settle_deadline,
     token,
     type_on_schedule,
     wait_until,
@@ -85,7 +86,7 @@ async def join(cfg: dict, spec: dict, tracker: Tracker) -> YClient:
 
 
 async def main(cfg: dict) -> None:
-    tracker = Tracker()
+    tracker = Tracker(receipts=[] if cfg.get("receipts") else None)
     clients = await asyncio.gather(*(join(cfg, spec, tracker) for spec in cfg["clients"]))
     emit({"ready": True})
     start = (await read_line())["start"]
@@ -106,7 +107,7 @@ async def main(cfg: dict) -> None:
     expected = [cfg["total_edits"] - (cfg["edits_each"] if c.editor is not None else 0)
                 for c in clients]
     await wait_until(lambda: all(c.seen >= n for c, n in zip(clients, expected, strict=True)),
-                     time.monotonic() + cfg["settle"])
+                     settle_deadline(cfg, start))
     digests = {"notebook": [hashlib.sha1(str(c.text).encode()).hexdigest() for c in clients]}
     missing = sum(max(0, n - c.seen) for c, n in zip(clients, expected, strict=True))
     emit(tracker.report(digests, {"missing": missing}))

@@ -20,6 +20,7 @@ from .workload import (
     keys_in,
     position,
     read_line,
+    settle_deadline,
     token,
     type_on_schedule,
     wait_until,
@@ -67,7 +68,9 @@ class MeasuredClient(CollabClient):
 
 async def join(cfg: dict, spec: dict, tracker: Tracker) -> tuple[MeasuredClient, list[int]]:
     """Connect one client; count the other editors' tokens it applies in `seen[0]`."""
-    client = await MeasuredClient.connect(cfg["url"], cfg["path"], token=cfg["token"])
+    # A spec's own token is another person (bench_lecture.py's identities)
+    client = await MeasuredClient.connect(cfg["url"], cfg["path"],
+                                          token=spec.get("token") or cfg["token"])
     client.tracker = tracker
     seen = [0]
     me = spec.get("editor")
@@ -85,29 +88,35 @@ async def join(cfg: dict, spec: dict, tracker: Tracker) -> tuple[MeasuredClient,
 
 
 async def main(cfg: dict) -> None:
-    tracker = Tracker()
+    tracker = Tracker(receipts=[] if cfg.get("receipts") else None)
     joined = await asyncio.gather(*(join(cfg, spec, tracker) for spec in cfg["clients"]))
     emit({"ready": True})
     start = (await read_line())["start"]
-    tasks = []
+    tasks, runs = [], []
     for (client, _), spec in zip(joined, cfg["clients"], strict=True):
         if spec.get("editor") is None:
             continue
         cell_id = client.order[spec["cell"] % len(client.order)]
         rng = random.Random(cfg["seed"] * 7919 + spec["editor"])
+        every = spec.get("run_every", 0)  # a runner also runs another cell every N edits
+        run_ids = [client.order[spec.get("run_cell", 1) % len(client.order)]]
 
-        def edit(seq: int, now: float, client=client, cell_id=cell_id, spec=spec, rng=rng):
+        def edit(seq: int, now: float, client=client, cell_id=cell_id, spec=spec, rng=rng,
+                 every=every, run_ids=run_ids):
             text = token(spec["editor"], seq)
             tracker.typed[spec["editor"] * 1_000_000 + seq] = now
             client.edit(cell_id, {"from": position(rng, client.cells[cell_id].doc.length),
                                   "insert": text})
+            if every and seq % every == every - 1:
+                runs.append(asyncio.ensure_future(client.run(run_ids)))
 
         tasks.append(type_on_schedule(edit, spec["editor"], cfg["n_editors"], cfg["rate"],
                                       cfg["edits_each"], start, tracker))
     await asyncio.gather(*tasks)
+    ran = await asyncio.gather(*runs, return_exceptions=True)
     expected = [cfg["total_edits"] - (cfg["edits_each"] if s.get("editor") is not None else 0)
                 for s in cfg["clients"]]
-    deadline = time.monotonic() + cfg["settle"]
+    deadline = settle_deadline(cfg, start)
     await wait_until(lambda: all(seen[0] >= n for (_, seen), n in zip(joined, expected,
                                                                       strict=True)), deadline)
     for client, _ in joined:
@@ -119,7 +128,9 @@ async def main(cfg: dict) -> None:
                             .hexdigest() for c, _ in joined]}
     missing = sum(max(0, n - seen[0]) for (_, seen), n in zip(joined, expected, strict=True))
     emit(tracker.report(digests, {"missing": missing,
-                                  "stale_client": sum(c.stale_answers for c, _ in joined)}))
+                                  "stale_client": sum(c.stale_answers for c, _ in joined),
+                                  "runs": len(ran),
+                                  "runs_failed": sum(isinstance(r, Exception) for r in ran)}))
     await asyncio.gather(*(c.close() for c, _ in joined), return_exceptions=True)
 
 

@@ -48,8 +48,12 @@ class Tracker:
     recv_count: dict[int, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
     stale: int = 0
+    # [key, time] of every receipt by every client, when the run asks (bench_lecture.py)
+    receipts: list[list[float]] | None = None
 
     def received(self, keys: list[int], now: float) -> None:
+        if self.receipts is not None:
+            self.receipts.extend([key, now] for key in keys)
         for key in keys:
             if self.recv_max.get(key, 0.0) < now:
                 self.recv_max[key] = now
@@ -64,7 +68,8 @@ class Tracker:
         return {"typed": self.typed, "sent": self.sent, "ok": self.ok,
                 "recv_max": self.recv_max, "recv_count": self.recv_count,
                 "lateness": self.lateness, "stale": self.stale, "digests": digests,
-                "cpu": usage.ru_utime + usage.ru_stime, **(extra or {})}
+                "cpu": usage.ru_utime + usage.ru_stime, "receipts": self.receipts,
+                **(extra or {})}
 
 
 async def type_on_schedule(edit, editor: int, n_editors: int, rate: float, count: int,
@@ -83,6 +88,16 @@ async def type_on_schedule(edit, editor: int, n_editors: int, rate: float, count
         now = time.monotonic()
         tracker.lateness.append(now - due)
         edit(seq, now)
+
+
+def settle_deadline(cfg: dict, start: float) -> float:
+    """When receivers stop waiting: `settle` s after the typing schedule ends.
+
+    After the schedule, not after this worker's own typing: a worker with viewers only
+    (bench_lecture.py's) types nothing, and would otherwise give up `settle` s after start.
+    """
+    typing_ends = start + cfg["edits_each"] / cfg["rate"] if cfg["rate"] else start
+    return max(time.monotonic(), typing_ends) + cfg["settle"]
 
 
 def position(rng: random.Random, length: int) -> int:
