@@ -59,6 +59,16 @@ class MarimoCollab(ExtensionApp):
     history_limit = Int(
         1000, help="Most authorship records one `history` answer carries (the newest ones)."
     ).tag(config=True)
+    history_bytes = Int(
+        64 * 1024 * 1024, help="Bytes of past cell text each notebook's journal keeps for cell"
+        " history and blame (what each edit replaced); the oldest go first. 0 keeps none."
+    ).tag(config=True)
+    max_suggestions = Int(
+        200, help="Most pending suggestions a notebook holds; more are refused (too_large)."
+    ).tag(config=True)
+    max_suggestion_units = Int(
+        100_000, help="Largest suggested text, in UTF-16 code units."
+    ).tag(config=True)
     max_message_bytes = Int(
         4 * 1024 * 1024, help="Largest WebSocket frame accepted; larger frames close with 1009."
     ).tag(config=True)

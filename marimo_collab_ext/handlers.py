@@ -26,7 +26,8 @@ from .room.room import Room, encode
 # Requests answered with a `response`; `cursor` is fire-and-forget (docs/protocol.md).
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
             "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value",
-            "history"}
+            "history", "cell_history", "blame", "suggest", "accept_suggestion",
+            "reject_suggestion"}
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
               "set_model_value"}
@@ -233,6 +234,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
                          "app": room.notebook.app},
             "kernel": room.kernel.snapshot(),
             "file": {"saved": not room.is_dirty(), "missing": room.saver.file_missing},
+            "suggestions": room.suggestions.describe(),
         }
 
     async def on_change(self, message: dict) -> dict:
@@ -246,6 +248,23 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     async def on_history(self, message: dict) -> dict:
         return {"history": self.room.history(message.get("cell_id"), message.get("since"),
                                              message.get("limit"))}
+
+    async def on_cell_history(self, message: dict) -> dict:
+        return self.room.cell_history(message.get("cell_id"), message.get("limit"),
+                                      message.get("version"))
+
+    async def on_blame(self, message: dict) -> dict:
+        return self.room.blame(message.get("cell_id"))
+
+    async def on_suggest(self, message: dict) -> dict:
+        return {"suggestion": self.room.suggest(self.peer, message)}
+
+    async def on_accept_suggestion(self, message: dict) -> dict:
+        return self.room.resolve_suggestion(self.peer, message.get("suggestion_id"), True)
+
+    async def on_reject_suggestion(self, message: dict) -> dict:
+        self.room.resolve_suggestion(self.peer, message.get("suggestion_id"), False)
+        return {}
 
     async def on_cells(self, message: dict) -> dict:
         version, created = self.room.cells(self.peer, message.get("ops"))

@@ -70,3 +70,58 @@ async def test_malformed_history_requests_are_bad_requests(as_user, fields):
     with pytest.raises(CollabError) as err:
         await history(vera, **fields)
     assert err.value.code == "bad_request"
+
+
+async def test_cell_history_has_a_diff_per_change_and_any_version_s_code(as_user):
+    eddie, rita, vera = await as_user("eddie"), await as_user("rita"), await as_user("vera")
+    cell = eddie.order[0]
+    first = eddie.text(cell)
+    eddie.edit(cell, {"from": 0, "insert": "# eddie\n"})
+    await eddie.flush()
+    await rita.next_event(lambda e: e.get("type") == "change")
+    rita.edit(cell, {"from": 0, "to": 7, "insert": "# rita!"})
+    await rita.flush()
+
+    answer = await vera.request({"type": "cell_history", "cell_id": cell})
+    assert (answer["version"], answer["oldest_version"], answer["complete"]) == (2, 0, True)
+    assert [(v["version"], v["to_version"], v["username"]) for v in answer["versions"]] == [
+        (0, 1, "eddie"), (1, 2, "rita")]
+    assert "+# eddie" in answer["versions"][0]["diff"]
+    assert "-# eddie" in answer["versions"][1]["diff"]
+    assert "+# rita!" in answer["versions"][1]["diff"]
+    # Any version's code, to show or restore (restoring is a normal `change`).
+    old = await vera.request({"type": "cell_history", "cell_id": cell, "version": 0})
+    assert old["code"] == first
+    assert (await vera.request({"type": "cell_history", "cell_id": cell, "version": 1}))[
+        "code"] == "# eddie\n" + first
+
+    # Blame: the line each person wrote; the file's lines are older than the history.
+    lines = (await vera.request({"type": "blame", "cell_id": cell}))["lines"]
+    assert len(lines) == len(rita.text(cell).split("\n"))
+    assert lines[0]["username"] == "rita" and lines[0]["version"] == 1
+    assert all(line is None for line in lines[1:])
+
+    with pytest.raises(CollabError) as err:
+        await vera.request({"type": "cell_history", "cell_id": "nope"})
+    assert err.value.code == "unknown_cell"
+    with pytest.raises(CollabError) as err:
+        await vera.request({"type": "cell_history", "cell_id": cell, "version": 9})
+    assert err.value.code == "bad_request"
+
+
+@pytest.mark.parametrize("collab_settings", [{"history_bytes": 400}])
+async def test_cell_history_window_is_bounded_by_history_bytes(as_user, collab_settings):
+    eddie = await as_user("eddie")
+    cell = eddie.order[0]
+    for n in range(30):
+        eddie.edit(cell, {"from": 0, "to": 1 if n else 0, "insert": "x" * 10 + str(n)})
+        await eddie.flush()
+    answer = await eddie.request({"type": "cell_history", "cell_id": cell})
+    assert not answer["complete"] and 0 < len(answer["versions"]) < 30
+    assert answer["versions"][-1]["to_version"] == answer["version"] == 30
+    assert answer["oldest_version"] == answer["versions"][0]["version"] > 0
+    with pytest.raises(CollabError) as err:  # older than the window
+        await eddie.request({"type": "cell_history", "cell_id": cell, "version": 0})
+    assert err.value.code == "stale"
+    lines = (await eddie.request({"type": "blame", "cell_id": cell}))["lines"]
+    assert lines[0]["username"] == "eddie"

@@ -16,7 +16,8 @@ from ..cli.connection import KeepAlive, open_client
 from ..cli.run import CellChoiceError, choose_cells, output_text
 from ..client import CollabClient
 from ..kernel.outputs import KernelOutputs
-from ..ot.text import index_to_utf16
+from ..ot import ChangeSet
+from ..ot.text import index_to_utf16, utf16_len, utf16_slice
 from ..persistence.text_diff import diff_specs
 from .typist import Typist
 
@@ -176,6 +177,22 @@ class AgentNotebook:
 
     async def edit(self, cell_id: str, specs: list[dict]) -> None:
         await self.typist.type(cell_id, specs)
+
+    async def suggest_edit(self, cell_id: str, specs: list[dict]) -> dict:
+        """Propose `specs` as one suggestion: the span they cover, replaced (protocol
+        "Suggestions"); the agent's cursor goes there, so people see where."""
+        if not specs:
+            raise AgentError("that is already the cell's code: nothing to suggest")
+        code = self.code(cell_id)
+        start, end = min(s["from"] for s in specs), max(s.get("to", s["from"]) for s in specs)
+        after = ChangeSet.of(specs, utf16_len(code)).apply(code)
+        new_end = end + utf16_len(after) - utf16_len(code)
+        version = self.client.cells[cell_id].doc.version
+        made = (await self.client.request({
+            "type": "suggest", "cell_id": cell_id, "version": version, "from": start,
+            "to": end, "insert": utf16_slice(after, start, new_end)}))["suggestion"]
+        await self.client.cursor(cell_id, start)
+        return made
 
     async def structure(self, ops: list[dict]) -> dict:
         return await self.client.cells_ops(ops)

@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
                       " 'marimo-collab-ext[agent]'") from exc
 
 # The least role each tool needs (docs/protocol.md "Roles").
-NEEDS = {
+NEEDS = {  # suggesting needs the editor role too
     "edit_cell": Role.EDITOR, "add_cell": Role.EDITOR, "delete_cell": Role.EDITOR,
     "move_cell": Role.EDITOR, "run_cells": Role.RUNNER, "set_ui_value": Role.RUNNER,
 }
@@ -38,6 +38,10 @@ NEEDS = {
 _MAX_DEPTH = 4
 _MAX_FILES = 500
 _MARKER = "marimo.App("
+
+SUGGEST_NOTE = """
+You only suggest: edit_cell and add_cell make suggestions that people accept or reject;
+nothing you propose is in the notebook until then."""
 
 INSTRUCTIONS = """\
 You are a visible collaborator in live marimo notebooks: people see your cursor and every
@@ -50,12 +54,13 @@ class Agent:
     """The notebooks the agent has joined, opened on first use, and the server's options."""
 
     def __init__(self, server: str, token: str | None, role: Role, type_delay: float,
-                 default_notebook: str | None) -> None:
+                 default_notebook: str | None, suggest: bool = False) -> None:
         self.server = server if server.endswith("/") else server + "/"
         self.token = token
         self.role = role
         self.type_delay = type_delay
         self.default_notebook = default_notebook
+        self.suggest = suggest  # edits become suggestions people accept (docs/clients.md)
         self.notebooks: dict[str, AgentNotebook] = {}
         self._opening = asyncio.Lock()
 
@@ -66,6 +71,9 @@ class Agent:
             raise ToolError("name a notebook (`notebook`: its path on the server;"
                             " list_notebooks shows them)")
         needed = NEEDS.get(tool, Role.VIEWER)
+        if self.suggest and tool in ("delete_cell", "move_cell"):
+            raise ToolError(f"refused: this agent only suggests (--suggest), and {tool} cannot"
+                            " be suggested; ask a person to do it. Nothing was sent.")
         if self.role < needed:  # known before joining: send nothing
             raise ToolError(_refusal(tool, path, self.role, needed, "--role"))
         async with self._opening:
@@ -137,7 +145,8 @@ def _refusal(tool: str, path: str, role: Role, needed: Role, source: str) -> str
 
 def build_server(agent: Agent) -> MCPServer:
     """The MCP server with one tool per thing the agent may do in a notebook."""
-    mcp = MCPServer("marimo-collab", instructions=INSTRUCTIONS)
+    mcp = MCPServer("marimo-collab",
+                    instructions=INSTRUCTIONS + (SUGGEST_NOTE if agent.suggest else ""))
 
     def tool(fn):
         @functools.wraps(fn)
@@ -200,7 +209,12 @@ def build_server(agent: Agent) -> MCPServer:
         Returns the cell's code after the edit."""
         nb = await agent.notebook(notebook, "edit_cell")
         cell_id = nb.cell_id(cell)
-        await nb.edit(cell_id, nb.edit_specs(cell_id, text, start, end, find))
+        specs = nb.edit_specs(cell_id, text, start, end, find)
+        if agent.suggest:
+            made = await nb.suggest_edit(cell_id, specs)
+            return (f"suggested {made['id']} in {nb.label(cell_id)}: nothing changes until an"
+                    " editor accepts it (you will not see it in read_cell before then)")
+        await nb.edit(cell_id, specs)
         return f"{nb.label(cell_id)} now reads:\n{nb.code(cell_id)}"
 
     @tool
@@ -215,6 +229,11 @@ def build_server(agent: Agent) -> MCPServer:
             anchor = nb.client.order[-1] if nb.client.order else None
         else:
             anchor = nb.cell_id(after)
+        if agent.suggest:
+            made = (await nb.client.request({"type": "suggest", "kind": "cell", "after": anchor,
+                                             "insert": code, "name": name or "_"}))
+            return (f"suggested {made['suggestion']['id']}: a new cell, added only when an"
+                    " editor accepts it")
         response = await nb.structure([{"op": "create", "after": anchor, "code": "",
                                         "name": name or "_", "config": {}}])
         cell_id = response["cell_ids"][0]

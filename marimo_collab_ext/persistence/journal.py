@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "Authorship",
+    "EditRecord",
     "Journal",
     "JournalEntry",
     "JournalState",
@@ -49,6 +50,13 @@ CREATE TABLE IF NOT EXISTS authorship (
     size INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS authorship_cell ON authorship (cell_id, version);
+CREATE TABLE IF NOT EXISTS edits (
+    id INTEGER PRIMARY KEY,
+    version_after INTEGER NOT NULL,
+    undo TEXT NOT NULL,
+    suggested_by TEXT,
+    bytes INTEGER NOT NULL
+);
 """
 
 
@@ -91,6 +99,7 @@ class PendingEntry:
     cell_id: str | None = None
     version: int | None = None
     size: int = 0
+    edit: dict[str, Any] | None = None  # version_after, undo, suggested_by (cell history)
 
 
 @dataclass(frozen=True)
@@ -108,22 +117,39 @@ class Authorship:
     size: int
 
 
+@dataclass(frozen=True)
+class EditRecord:
+    """An authorship record with what the edit did: `undo` turns the cell's text at
+    `version_after` back into its text at `version` (ChangeSet JSON; None once the
+    history budget dropped it)."""
+
+    version: int
+    version_after: int | None
+    username: str | None
+    at: float
+    undo: list | None
+    suggested_by: str | None
+
+
 class Journal:
     """The crash journal of one room (one notebook), stored in one SQLite file.
 
     Thread-safe; each call is one transaction, committed before it returns.
     """
 
-    def __init__(self, path: Path, room_key: str, fsync: bool) -> None:
+    def __init__(self, path: Path, room_key: str, fsync: bool, edit_budget: int = 0) -> None:
         self.path = path
         self.room_key = room_key
         self._fsync = fsync
+        self.edit_budget = edit_budget  # bytes of kept edits (cell history); 0: keep none
+        self._edit_bytes: int | None = None  # their current total, read on first use
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._connect()
 
     @classmethod
-    def open(cls, directory: Path, room_key: str, *, fsync: bool = False) -> Journal:
+    def open(cls, directory: Path, room_key: str, *, fsync: bool = False,
+             edit_budget: int = 0) -> Journal:
         """Open (creating if needed) the journal of `room_key` in `directory`.
 
         fsync=False survives a kill of the process; fsync=True also a power loss.
@@ -131,7 +157,7 @@ class Journal:
         directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _check_private(directory)
-        return cls(directory / journal_filename(room_key), room_key, fsync)
+        return cls(directory / journal_filename(room_key), room_key, fsync, edit_budget)
 
     def load(self) -> JournalState | None:
         """The journaled state to replay, or None when there is none to trust.
@@ -185,12 +211,14 @@ class Journal:
         cell_id: str | None = None,
         version: int | None = None,
         size: int = 0,
+        edit: dict[str, Any] | None = None,
     ) -> int:
         """Journal one entry; it is durable when this returns its sequence number.
 
-        With `cell_id` and `version` the update's authorship is recorded too.
+        With `cell_id` and `version` the update's authorship is recorded too, and with
+        `edit` what it did, for the cell's history (within `edit_budget` bytes).
         """
-        pending = PendingEntry(kind, payload, username, cell_id, version, size)
+        pending = PendingEntry(kind, payload, username, cell_id, version, size, edit)
         return self.append_many([pending])[0]
 
     def append_many(self, pending: Iterable[PendingEntry]) -> list[int]:
@@ -210,12 +238,37 @@ class Journal:
                 )
                 seqs.append(int(cursor.lastrowid or 0))
                 if p.cell_id is not None and p.version is not None:
-                    conn.execute(
+                    cursor = conn.execute(
                         "INSERT INTO authorship (epoch, cell_id, version, username, at, size)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         (epoch, p.cell_id, p.version, p.username, now, p.size),
                     )
+                    if p.edit is not None and self.edit_budget > 0:
+                        self._keep_edit(conn, int(cursor.lastrowid or 0), p.edit)
         return seqs
+
+    def _keep_edit(self, conn: sqlite3.Connection, row: int, edit: dict[str, Any]) -> None:
+        undo = _dumps(edit["undo"])
+        size = len(undo)
+        if self._edit_bytes is None:
+            self._edit_bytes = conn.execute(
+                "SELECT COALESCE(SUM(bytes), 0) FROM edits").fetchone()[0]
+        conn.execute(
+            "INSERT INTO edits (id, version_after, undo, suggested_by, bytes)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row, edit["version_after"], undo, edit.get("suggested_by"), size))
+        self._edit_bytes += size
+        if self._edit_bytes <= self.edit_budget:
+            return
+        # Over budget: drop the oldest down to three quarters, so this is not done per edit.
+        excess, cut = self._edit_bytes - self.edit_budget * 3 // 4, None
+        for rowid, nbytes in conn.execute("SELECT id, bytes FROM edits ORDER BY id"):
+            excess -= nbytes
+            self._edit_bytes -= nbytes
+            cut = rowid
+            if excess <= 0:
+                break
+        conn.execute("DELETE FROM edits WHERE id <= ?", (cut,))
 
     def checkpoint(self, snapshot: dict[str, Any], upto: int | None = None) -> None:
         """Store `snapshot` (e.g. after a save) and drop the entries it covers.
@@ -260,6 +313,17 @@ class Journal:
         with self._locked() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [Authorship(*row) for row in reversed(rows)]
+
+    def edits(self, cell_id: str, epoch: str, limit: int) -> list[EditRecord]:
+        """A cell's newest `limit` authorship records with what each did, newest first."""
+        with self._locked() as conn:
+            rows = conn.execute(
+                "SELECT a.version, e.version_after, a.username, a.at, e.undo, e.suggested_by"
+                " FROM authorship a LEFT JOIN edits e ON e.id = a.id"
+                " WHERE a.cell_id = ? AND a.epoch = ? ORDER BY a.id DESC LIMIT ?",
+                (cell_id, epoch, int(limit))).fetchall()
+        return [EditRecord(v, after, user, at, json.loads(undo) if undo else None, by)
+                for v, after, user, at, undo, by in rows]
 
     def close(self) -> None:
         """Close the file; the journal stays on disk for the next start.
@@ -346,6 +410,7 @@ class Journal:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._edit_bytes = None  # recount: kept edits may have been rolled back
                 raise
             conn.execute("COMMIT")
 

@@ -89,7 +89,8 @@ class RoomManager:
         except NotebookParseError as exc:
             raise BadRequest(f"{path} is not a marimo notebook: {exc}") from None
         journal = Journal.open(Path(self.config.journal_dir), self._journal_key(path),
-                               fsync=self.config.journal_fsync)
+                               fsync=self.config.journal_fsync,
+                               edit_budget=self.config.history_bytes)
         room = Room(path, self.config, journal, notebook, text)
         state = journal.load()
         if state is not None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
 from ..ot import ChangeSet, Update
-from ..ot.text import utf16_len
+from ..ot.text import utf16_len, utf16_slice
 from ..persistence.journal import Journal
 from ..persistence.notebook_file import (
     CellData,
@@ -19,9 +20,11 @@ from ..persistence.notebook_file import (
     saved_codes,
 )
 from .authority import CellAuthority
-from .errors import BadRequest, Internal, ProtocolError, TooLarge, UnknownCell
+from .cell_history import blame, describe, steps_back
+from .errors import BadRequest, Internal, ProtocolError, Stale, TooLarge, UnknownCell
 from .presence import Peer, Presence
 from .structure import CellMeta, NotebookStructure, new_cell_id
+from .suggestions import Suggestion, Suggestions, map_range
 from .wire import SERVER_CLIENT_ID, parse_updates, updates_from_json, updates_to_json
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ class Room:
         self.structure = NotebookStructure([])
         self.authorities: dict[str, CellAuthority] = {}
         self.presence = Presence()
+        self.suggestions = Suggestions()
         self.listeners: list = []  # callables(event: str) for saving / kernel / manager hooks
         self.saver = self.watcher = self.kernel = None  # attached by the RoomManager
         self.broken: str | None = None
@@ -102,16 +106,24 @@ class Room:
             )
             cells.append((cell["id"], CellMeta(cell["name"], cell["config"])))
         self.structure = NotebookStructure(cells, snap["structure_version"])
+        for data in snap.get("suggestions", []):
+            self.suggestions.add(Suggestion.from_json(data))
         for entry in state.entries:
             payload = entry.payload
             if entry.kind == "push":
                 authority = self.authorities[payload["cell_id"]]
-                authority.push(payload["version"], updates_from_json(payload["updates"]))
+                result = authority.push(payload["version"], updates_from_json(payload["updates"]))
+                if result.accepted:
+                    self.suggestions.map_through(payload["cell_id"], _composed(result.accepted))
             elif entry.kind == "cells":
                 _, created, deleted = self.structure.apply(payload["ops"], 10**9)
                 self._apply_created_deleted(created, deleted)
             elif entry.kind == "saving":
                 self.pending_save = payload
+            elif entry.kind == "suggestion" and payload["op"] == "create":
+                self.suggestions.add(Suggestion.from_json(payload["suggestion"]))
+            elif entry.kind == "suggestion":
+                self.suggestions.pop(payload["id"])
         self._recount()
 
     def snapshot_state(self) -> dict:
@@ -129,6 +141,7 @@ class Room:
             "saved_cells": self.saved_cells,
             "saved_base": [{"id": cid, "code": c.code, "name": c.name, "config": c.config}
                            for cid, c in self.saved_base],
+            "suggestions": [s.to_json() for s in self.suggestions.pending.values()],
         }
 
     def _mark_saved(self, text: str) -> None:
@@ -224,30 +237,40 @@ class Room:
         length = self._length_at(authority, version)
         updates = parse_updates(raw_updates, length)
         if updates:
-            growth = updates[-1].changes.new_length - length + authority.length - length
-            if authority.length + max(growth, 0) > self.settings.max_cell_units:
-                raise TooLarge(f"a cell may hold at most {self.settings.max_cell_units} units")
-            if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
-                raise TooLarge(
-                    f"a notebook may hold at most {self.settings.max_notebook_units} units")
+            self._check_growth(authority, updates[-1].changes.new_length - length
+                               + authority.length - length)
         return self.accept_push(cell_id, authority, version, updates, peer.user.get("username"),
                                 peer.peer_id)
 
+    def _check_growth(self, authority: CellAuthority, growth: int) -> None:
+        if authority.length + max(growth, 0) > self.settings.max_cell_units:
+            raise TooLarge(f"a cell may hold at most {self.settings.max_cell_units} units")
+        if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
+            raise TooLarge(
+                f"a notebook may hold at most {self.settings.max_notebook_units} units")
+
     def accept_push(self, cell_id: str, authority: CellAuthority, version: int,
-                    updates: list[Update], username: str | None, peer_id: str) -> int:
+                    updates: list[Update], username: str | None, peer_id: str,
+                    suggested_by: str | None = None) -> int:
         """Apply through the authority; journal; broadcast before the sender's `ok`."""
-        before = authority.length
+        before, doc_before = authority.length, authority.doc
         result = authority.push(version, updates)
         if result.accepted:
             payload = {"cell_id": cell_id, "version": result.version_before,
                        "updates": updates_to_json(result.accepted)}
+            changes = _composed(result.accepted)
+            # what the cell history needs to step back from this push (protocol "History")
+            edit = {"version_after": result.version_after, "suggested_by": suggested_by,
+                    "undo": changes.invert(doc_before).to_json()}
             self._journal("push", payload, username, cell_id=cell_id,
                           version=result.version_before,
-                          size=sum(u.changes.new_length for u in result.accepted))
+                          size=sum(u.changes.new_length for u in result.accepted), edit=edit)
             self.total_units += authority.length - before
             self.broadcast({"type": "change", "document_id": cell_id,
                             "version": result.version_before, "updates": payload["updates"],
                             "peer_id": peer_id})
+            for outdated in self.suggestions.map_through(cell_id, changes):
+                self._suggestion_event("outdated", outdated, peer_id)
             self._notify("edited")
         return authority.version
 
@@ -276,15 +299,62 @@ class Room:
                 since = float(since)  # SQLite takes no integer beyond 64 bits
             except (TypeError, OverflowError):
                 raise BadRequest("`since` must be a Unix time in seconds") from None
-        most = self.settings.history_limit
-        if limit is None:
-            limit = most
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BadRequest("`limit` must be a positive integer")
         records = self.journal.authorship(cell_id, epoch=self.epoch, since=since,
-                                          limit=min(limit, most))
+                                          limit=self._history_limit(limit))
         return [{"cell_id": r.cell_id, "version": r.version, "username": r.username, "at": r.at}
                 for r in records]
+
+    def cell_history(self, cell_id: object, limit: object, version: object) -> dict:
+        """`cell_history`: a live cell's versions within the kept window, newest `limit`,
+        oldest first, each with who, when and a diff; with `version`, that version's code."""
+        authority = self.authority(cell_id)
+        limit = self._history_limit(limit)
+        records = self.journal.edits(cell_id, self.epoch, limit)
+        steps = list(steps_back(authority.doc, authority.version, records))
+        oldest = steps[-1] if steps else None
+        answer: dict = {
+            "cell_id": cell_id, "version": authority.version,
+            "oldest_version": oldest.record.version if oldest else authority.version,
+            # whether the window reaches the cell's first version, or older edits are gone
+            "complete": (oldest.record.version if oldest else authority.version) == 0,
+        }
+        budget, versions = self.settings.max_message_bytes // 2, []
+        for step in steps:  # newest first: the oldest are left out when diffs are huge
+            entry = describe(step)
+            budget -= len(entry["diff"]) + 200
+            if budget < 0:
+                answer["complete"] = False
+                break
+            versions.append(entry)
+        answer["versions"] = versions[::-1]
+        if version is not None:
+            version = self._check_version(version)
+            if version > authority.version:
+                raise BadRequest(f"version {version} is ahead of the cell's ({authority.version})")
+            texts = {authority.version: authority.doc}
+            texts.update({s.record.version: s.before for s in steps})
+            if version not in texts:
+                raise Stale(f"version {version} is outside the kept history"
+                            f" (from {answer['oldest_version']})", gone=True)
+            answer["code"] = texts[version]
+        return answer
+
+    def blame(self, cell_id: object) -> dict:
+        """`blame`: who last wrote each line of a live cell (null: before the kept history)."""
+        authority = self.authority(cell_id)
+        records = self.journal.edits(cell_id, self.epoch, self.settings.history_limit)
+        owners = blame(authority.doc, steps_back(authority.doc, authority.version, records))
+        return {"cell_id": cell_id, "version": authority.version, "lines": [
+            {"username": s.record.username, "at": s.record.at, "version": s.record.version,
+             "suggested_by": s.record.suggested_by} if s else None for s in owners]}
+
+    def _history_limit(self, limit: object) -> int:
+        most = self.settings.history_limit
+        if limit is None:
+            return most
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadRequest("`limit` must be a positive integer")
+        return min(limit, most)
 
     @staticmethod
     def _pull_entries(authority: CellAuthority, version: int) -> list[dict]:
@@ -314,22 +384,123 @@ class Room:
         ):
             self.structure.order, self.structure.meta, self.structure.version = before
             raise TooLarge("the new cells exceed the cell or notebook size limit")
-        self._apply_created_deleted(created, deleted)
+        outdated = self._apply_created_deleted(created, deleted)
         username = peer.user.get("username") if peer else None
         self._journal("cells", {"ops": applied}, username)
         self.presence.forget_cursors_in(deleted)
+        actor = peer.peer_id if peer else SERVER_CLIENT_ID
         self.broadcast({"type": "cells", "structure_version": self.structure.version,
-                        "ops": applied, "peer_id": peer.peer_id if peer else SERVER_CLIENT_ID})
+                        "ops": applied, "peer_id": actor})
+        for suggestion in outdated:
+            self._suggestion_event("outdated", suggestion, actor)
         self._notify("structure")
         return self.structure.version, [c.cell_id for c in created]
 
-    def _apply_created_deleted(self, created, deleted) -> None:
+    def _apply_created_deleted(self, created, deleted) -> list[Suggestion]:
         for cell in created:
             self.authorities[cell.cell_id] = CellAuthority(
                 normalize_newlines(cell.code), 0, self.settings.max_history)
         for cell_id in deleted:
             self.authorities.pop(cell_id, None)
         self._recount()
+        return self.suggestions.drop_cells(deleted)
+
+    # ---- suggestions (protocol "Suggestions") ------------------------------------------------
+
+    def suggest(self, peer: Peer, message: dict) -> dict:
+        """A `suggest` request: store a proposed edit or cell for an editor to accept."""
+        if len(self.suggestions) >= self.settings.max_suggestions:
+            raise TooLarge(f"a notebook holds at most {self.settings.max_suggestions} pending"
+                           " suggestions; accept or reject some first")
+        insert = message.get("insert")
+        if not isinstance(insert, str):
+            raise BadRequest("`insert` must be a string")
+        insert = normalize_newlines(insert)
+        units = utf16_len(insert)
+        if units > self.settings.max_suggestion_units:
+            raise TooLarge(f"a suggestion may hold at most {self.settings.max_suggestion_units}"
+                           " units")
+        user = peer.user
+        author = {"peer_id": peer.peer_id, "username": user.get("username"),
+                  "display_name": user.get("display_name"), "agent": bool(user.get("agent"))}
+        suggestion = Suggestion(self.suggestions.new_id(), "edit", insert, author, time.time(),
+                                units=units)
+        kind = message.get("kind", "edit")
+        if kind == "cell":
+            after = message.get("after")
+            if after is not None and after not in self.structure:
+                raise UnknownCell(f"no cell {after}", cell_id=after)
+            name = message.get("name", "_")
+            if not isinstance(name, str) or not (name == "_" or name.isidentifier()) \
+                    or len(name) > 200:
+                raise BadRequest("`name` must be a Python identifier or '_'")
+            suggestion.kind, suggestion.after, suggestion.name = "cell", after, name
+        elif kind == "edit":
+            cell_id = message.get("cell_id")
+            authority = self.authority(cell_id)
+            version = self._check_version(message.get("version"))
+            start, end = message.get("from"), message.get("to", message.get("from"))
+            for value in (start, end):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise BadRequest("`from` and `to` must be integers ≥ 0")
+            if not start <= end <= self._length_at(authority, version):
+                raise BadRequest("the range must satisfy from ≤ to ≤ the cell's length")
+            moved = (start, end)
+            for push in authority.since(version):  # made at an older version: bring it here
+                moved = suggestion_range(push, moved)
+                if moved is None:
+                    raise Stale("the text this suggestion replaces changed meanwhile")
+            suggestion.cell_id, (suggestion.start, suggestion.end) = cell_id, moved
+            suggestion.replaced = utf16_slice(authority.doc, *moved)
+        else:
+            raise BadRequest("`kind` must be edit or cell")
+        self._journal("suggestion", {"op": "create", "suggestion": suggestion.to_json()},
+                      user.get("username"))
+        self.suggestions.add(suggestion)
+        self._suggestion_event("created", suggestion, peer.peer_id)
+        return suggestion.to_wire()
+
+    def resolve_suggestion(self, peer: Peer, sid: object, accept: bool) -> dict:
+        """`accept_suggestion` / `reject_suggestion`: accepting is an edit by the accepter."""
+        if not isinstance(sid, str):
+            raise BadRequest("`suggestion_id` must be a string")
+        suggestion = self.suggestions.pending.get(sid)
+        if suggestion is None:
+            raise BadRequest(f"no pending suggestion {sid} (accepted, rejected or outdated)",
+                             suggestion_gone=True)
+        answer: dict = {}
+        if accept:
+            answer = self._apply_suggestion(peer, suggestion)
+        self.suggestions.pop(sid)
+        self._journal("suggestion", {"op": "resolve", "id": sid}, peer.user.get("username"))
+        self._suggestion_event("accepted" if accept else "rejected", suggestion, peer.peer_id)
+        return answer
+
+    def _apply_suggestion(self, peer: Peer, suggestion: Suggestion) -> dict:
+        if suggestion.kind == "cell":
+            version, created = self.cells(peer, [{
+                "op": "create", "after": suggestion.after, "code": suggestion.insert,
+                "name": suggestion.name, "config": {}}])
+            return {"structure_version": version, "cell_ids": created}
+        authority = self.authorities[suggestion.cell_id]
+        changes = ChangeSet.of([{"from": suggestion.start, "to": suggestion.end,
+                                 "insert": suggestion.insert}], authority.length)
+        self._check_growth(authority, changes.new_length - changes.length)
+        # accept_push must not see it pending: its own change would outdate it
+        self.suggestions.pop(suggestion.id)
+        try:
+            version = self.accept_push(
+                suggestion.cell_id, authority, authority.version,
+                [Update(changes, f"suggestion-{suggestion.id}")], peer.user.get("username"),
+                peer.peer_id, suggested_by=suggestion.author.get("username"))
+        except Exception:
+            self.suggestions.add(suggestion)
+            raise
+        return {"cell_id": suggestion.cell_id, "version": version}
+
+    def _suggestion_event(self, event: str, suggestion: Suggestion, peer_id: str) -> None:
+        self.broadcast({"type": "suggestion", "event": event,
+                        "suggestion": suggestion.to_wire(), "peer_id": peer_id})
 
     # ---- presence messages --------------------------------------------------------------
 
@@ -413,6 +584,22 @@ class Room:
         self.saved_cells = {cid: cell.code for cid, cell in self.saved_base if cid is not None}
         self.notebook = dataclasses.replace(disk, cells=[])  # the file's app options and header
         self.checkpoint()
+
+def _composed(updates: list[Update]) -> ChangeSet:
+    changes = updates[0].changes
+    for update in updates[1:]:
+        changes = changes.compose(update.changes)
+    return changes
+
+
+def suggestion_range(push, span: tuple[int, int]) -> tuple[int, int] | None:
+    """A range moved over one accepted push (None: the push touched the text in it)."""
+    for update in push.updates:
+        span = map_range(update.changes, *span)
+        if span is None:
+            return None
+    return span
+
 
 def _offset_of(doc: str, line: object, column: object) -> int:
     """UTF-16 offset of a 1-based line and 0-based UTF-16 column, clamped to the line."""
