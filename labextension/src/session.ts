@@ -19,6 +19,8 @@ import {
   setRemoteCursors
 } from './presence';
 import {
+  BlameLine,
+  CellHistory,
   CellOp,
   CellSnapshot,
   JoinResult,
@@ -28,6 +30,7 @@ import {
   PushEntry,
   Role,
   ServerEvent,
+  Suggestion,
   WireUpdate
 } from './protocol';
 import { offerUnsentText, UnsentText } from './recovery';
@@ -213,6 +216,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     this._epoch = result.session;
     this.presence.reset(result.self, result.peers);
     this._applyKernelSnapshot(result.kernel);
+    this._suggestions = new Map((result.suggestions ?? []).map(s => [s.id, s]));
     this._joined = true;
     this._setStatus({
       problem: '',
@@ -220,6 +224,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       role: result.self.role
     });
     this._applyRole();
+    this._showSuggestions();
     this._layoutChanged.emit();
     this._refreshAllCursors();
     // Edits made while offline go out now, after catching up.
@@ -326,10 +331,20 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     switch (event.type) {
       case 'change':
         this._views.get(event.document_id)?.editor.receive(event);
+        this._views.get(event.document_id)?.refreshReview();
         this._markModified();
         break;
       case 'cells':
         this._onCells(event.structure_version, event.ops);
+        this._showSuggestions();
+        break;
+      case 'suggestion':
+        if (event.event === 'created') {
+          this._suggestions.set(event.suggestion.id, event.suggestion);
+        } else {
+          this._suggestions.delete(event.suggestion.id);
+        }
+        this._showSuggestions();
         break;
       case 'cursor':
         this.presence.moveCursor(event.peer_id, {
@@ -483,6 +498,81 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     view.node.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
     view.editor.view.dispatch({
       effects: EditorView.scrollIntoView(pos, { y: 'center' })
+    });
+  }
+
+  // ---- suggestions and history (docs/protocol.md) -------------------------------
+
+  /** Each cell shows its pending suggestions; a new-cell one shows under the cell it follows. */
+  private _showSuggestions(): void {
+    const first = this._structure?.order[0];
+    const byCell = new Map<string, Suggestion[]>();
+    for (const s of this._suggestions.values()) {
+      const where = s.kind === 'edit' ? s.cell_id : (s.after ?? first);
+      if (where) {
+        byCell.set(where, [...(byCell.get(where) ?? []), s]);
+      }
+    }
+    this._views.forEach((view, id) => view.setSuggestions(byCell.get(id) ?? []));
+  }
+
+  acceptSuggestion(id: string): void {
+    void this._request(
+      { type: 'accept_suggestion', suggestion_id: id },
+      'Accepting the suggestion failed'
+    );
+  }
+
+  rejectSuggestion(id: string): void {
+    void this._request(
+      { type: 'reject_suggestion', suggestion_id: id },
+      'Rejecting the suggestion failed'
+    );
+  }
+
+  async cellHistory(cellId: string): Promise<CellHistory | null> {
+    const answer = await this._request(
+      { type: 'cell_history', cell_id: cellId },
+      'Loading the history failed'
+    );
+    return answer as unknown as CellHistory | null;
+  }
+
+  async blame(cellId: string): Promise<BlameLine[] | null> {
+    const answer = await this._request(
+      { type: 'blame', cell_id: cellId },
+      'Loading who wrote each line failed'
+    );
+    return (answer?.lines as BlameLine[] | undefined) ?? null;
+  }
+
+  /** Restore a past version as this person's edit: only the difference is sent. */
+  async restore(cellId: string, version: number): Promise<void> {
+    const answer = await this._request(
+      { type: 'cell_history', cell_id: cellId, version },
+      'Restoring the version failed'
+    );
+    const code = answer?.code;
+    const editor = this._views.get(cellId)?.editor;
+    if (typeof code !== 'string' || !editor) {
+      return;
+    }
+    const now = editor.text;
+    let start = 0;
+    while (start < now.length && start < code.length && now[start] === code[start]) {
+      start++;
+    }
+    let end = 0;
+    while (
+      end < now.length - start &&
+      end < code.length - start &&
+      now[now.length - 1 - end] === code[code.length - 1 - end]
+    ) {
+      end++;
+    }
+    editor.view.dispatch({
+      changes: { from: start, to: now.length - end, insert: code.slice(start, code.length - end) },
+      userEvent: 'input.restore'
     });
   }
 
@@ -764,6 +854,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   private readonly _connection: NotebookConnection;
   private _language: Extension = [];
   private _views = new Map<string, CellView>();
+  private _suggestions = new Map<string, Suggestion>();
   private _structure: NotebookStructure | null = null;
   private _epoch: string | null = null;
   private _joined = false;
