@@ -60,8 +60,9 @@ class MarimoCollab(ExtensionApp):
         1000, help="Most authorship records one `history` answer carries (the newest ones)."
     ).tag(config=True)
     history_bytes = Int(
-        64 * 1024 * 1024, help="Bytes of past cell text each notebook's journal keeps for cell"
-        " history and blame (what each edit replaced); the oldest go first. 0 keeps none."
+        64 * 1024 * 1024, help="Bytes of past cell text (what each edit replaced), and as many of"
+        " past structure, each notebook's journal keeps for cell history, blame and notebook"
+        " restore; the oldest go first. 0 keeps none."
     ).tag(config=True)
     max_suggestions = Int(
         200, help="Most pending suggestions a notebook holds; more are refused (too_large)."

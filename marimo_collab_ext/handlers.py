@@ -27,7 +27,7 @@ from .room.room import Room, encode
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
             "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value",
             "history", "cell_history", "blame", "suggest", "accept_suggestion",
-            "reject_suggestion"}
+            "reject_suggestion", "restore_notebook"}
 # Requests that wait on the kernel or the disk run beside the socket's message loop.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin",
               "set_model_value"}
@@ -265,6 +265,9 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     async def on_reject_suggestion(self, message: dict) -> dict:
         self.room.resolve_suggestion(self.peer, message.get("suggestion_id"), False)
         return {}
+
+    async def on_restore_notebook(self, message: dict) -> dict:
+        return self.room.restore_notebook(self.peer, message.get("at"))
 
     async def on_cells(self, message: dict) -> dict:
         version, created = self.room.cells(self.peer, message.get("ops"))

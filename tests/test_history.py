@@ -125,3 +125,76 @@ async def test_cell_history_window_is_bounded_by_history_bytes(as_user, collab_s
     assert err.value.code == "stale"
     lines = (await eddie.request({"type": "blame", "cell_id": cell}))["lines"]
     assert lines[0]["username"] == "eddie"
+
+
+async def test_restore_notebook_brings_back_texts_order_names_and_deleted_cells(as_user):
+    import asyncio
+
+    eddie, rita, vera = await as_user("eddie"), await as_user("rita"), await as_user("vera")
+    first, second, third = eddie.order[:3]
+    eddie.edit(first, {"from": 0, "insert": "# kept\n"})
+    await eddie.flush()
+    await asyncio.sleep(0.05)
+    then = time.time()
+    await asyncio.sleep(0.05)
+    before = {c: eddie.text(c) for c in eddie.order}
+    order, names = list(eddie.order), {c: eddie.cells[c].name for c in eddie.order}
+    # After `then`: an edit, a deletion, a new cell, a move and a rename.
+    eddie.edit(first, {"from": 0, "insert": "# later\n"})
+    await eddie.flush()
+    await eddie.cells_ops([{"op": "delete", "cell_id": second}])
+    await eddie.cells_ops([{"op": "create", "after": None, "code": "new = 1", "name": "_"}])
+    await eddie.cells_ops([{"op": "move", "cell_id": third, "after": None},
+                           {"op": "rename", "cell_id": first, "name": "renamed"}])
+    with pytest.raises(CollabError) as err:
+        await vera.request({"type": "restore_notebook", "at": then})
+    assert err.value.code == "forbidden"
+
+    await rita.request({"type": "restore_notebook", "at": then})
+    await vera.next_event(lambda e: e.get("type") == "change" and e["document_id"] == first
+                          and e["peer_id"] == rita.peer_id)
+    # The deleted cell is back under a new id; everything else as it was.
+    back = [c for c in vera.order if c not in order]
+    assert len(back) == 1 and len(vera.order) == len(order)
+    assert vera.order == [back[0] if c == second else c for c in order]
+    assert {c: vera.text(c) for c in vera.order} == {
+        (back[0] if c == second else c): text for c, text in before.items()}
+    assert {c: vera.cells[c].name for c in vera.order} == {
+        (back[0] if c == second else c): name for c, name in names.items()}
+    # ... as rita's edit, in the cell's history
+    versions = (await vera.request({"type": "cell_history", "cell_id": first}))["versions"]
+    assert [v["username"] for v in versions] == ["eddie", "eddie", "rita"]
+    for bad in ("yesterday", True, 10**400):
+        with pytest.raises(CollabError) as err:
+            await rita.request({"type": "restore_notebook", "at": bad})
+        assert err.value.code == "bad_request"
+
+
+@pytest.mark.parametrize("collab_settings", [{"history_bytes": 300}])
+async def test_restore_notebook_past_the_kept_history_is_refused(as_user, collab_settings):
+    eddie = await as_user("eddie")
+    cell = eddie.order[0]
+    then = time.time()
+    for n in range(30):  # each undo holds the 22 characters it replaced
+        eddie.edit(cell, {"from": 0, "to": 22 if n else 0, "insert": f"{n:02d}" + "x" * 20})
+        await eddie.flush()
+    text = eddie.text(cell)
+    with pytest.raises(CollabError) as err:
+        await eddie.request({"type": "restore_notebook", "at": then})
+    assert err.value.code == "stale" and err.value.response.get("gone") is True
+    assert eddie.text(cell) == text
+
+
+async def test_the_python_client_restores_a_cell_and_reads_blame(as_user):
+    eddie, rita = await as_user("eddie"), await as_user("rita")
+    cell = eddie.order[0]
+    original = eddie.text(cell)
+    eddie.edit(cell, {"from": 0, "to": len(original), "insert": "gone = True"})
+    await eddie.flush()
+    await rita.next_event(lambda e: e.get("type") == "change")
+    await rita.restore_cell(cell, 0)
+    await eddie.next_event(lambda e: e.get("type") == "change" and e["peer_id"] == rita.peer_id)
+    assert eddie.text(cell) == rita.text(cell) == original
+    assert {line["username"] for line in await eddie.blame(cell) if line} <= {"rita"}
+    assert [v["username"] for v in (await eddie.cell_history(cell))["versions"]] == [
+        "eddie", "rita"]

@@ -12,6 +12,8 @@ export interface ReviewActions {
   blame(cellId: string): Promise<BlameLine[] | null>;
   /** Make the cell's text its text at `version`: a normal edit everyone sees. */
   restore(cellId: string, version: number): Promise<void>;
+  /** Make the whole notebook what it was at the time `at` (server side, as this person). */
+  restoreNotebook(at: number): Promise<void>;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -157,6 +159,11 @@ export async function renderHistory(
     item.appendChild(diffBlock(entry.diff));
     if (canRestore && index > 0) {
       item.appendChild(restoreButton(cellId, entry.to_version, actions));
+      const whole = el('button', 'jp-Button jp-mod-styled', 'Restore the notebook to this time');
+      whole.dataset.action = 'restore-notebook';
+      whole.title = 'Every cell, their order and names as they were right after this change';
+      whole.onclick = () => void actions.restoreNotebook(entry.at);
+      item.appendChild(whole);
     }
     list.appendChild(item);
   });

@@ -576,6 +576,10 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     });
   }
 
+  async restoreNotebook(at: number): Promise<void> {
+    await this._request({ type: 'restore_notebook', at }, 'Restoring the notebook failed');
+  }
+
   private _applyRole(): void {
     this._views.forEach(view => view.setRole(this.role));
     this.outputFrame.roleChanged();

@@ -53,6 +53,7 @@ ACTIONS: dict[str, Role] = {
     "suggest": Role.EDITOR,
     "accept_suggestion": Role.EDITOR,
     "reject_suggestion": Role.EDITOR,
+    "restore_notebook": Role.EDITOR,
     "change": Role.EDITOR,
     "cells": Role.EDITOR,
     "save": Role.EDITOR,

@@ -19,6 +19,7 @@ from ..persistence.notebook_file import (
     parse_notebook,
     saved_codes,
 )
+from ..persistence.text_diff import diff_changes
 from .authority import CellAuthority
 from .cell_history import blame, describe, steps_back
 from .errors import BadRequest, Internal, ProtocolError, Stale, TooLarge, UnknownCell
@@ -348,6 +349,76 @@ class Room:
             {"username": s.record.username, "at": s.record.at, "version": s.record.version,
              "suggested_by": s.record.suggested_by} if s else None for s in owners]}
 
+    def restore_notebook(self, peer: Peer, at: object) -> dict:
+        """`restore_notebook`: make the notebook what it was at the time `at`, as the
+        peer's own edits: one `cells` batch, then a change per cell whose text differs."""
+        try:
+            if isinstance(at, bool) or not isinstance(at, (int, float)):
+                raise TypeError
+            at = float(at)
+        except (TypeError, OverflowError):
+            raise BadRequest("`at` must be a Unix time in seconds") from None
+        structures, complete = self.journal.structures_after(self.epoch, at)
+        if not complete:
+            raise Stale("the notebook's structure at that time is no longer kept", gone=True)
+        deleted: dict[str, dict] = {}
+        for entry in structures:
+            deleted.update(entry["deleted"])
+        if structures:
+            order = structures[0]["order"]
+            meta = {c: CellMeta(n, dict(cfg)) for c, (n, cfg) in structures[0]["meta"].items()}
+        else:
+            order, meta = list(self.structure.order), dict(self.structure.meta)
+        codes = {}
+        for cell_id in order:
+            live = self.authorities.get(cell_id)
+            doc, version = ((live.doc, live.version) if live is not None else
+                            (deleted[cell_id]["code"], deleted[cell_id]["version"]))
+            codes[cell_id] = self._text_at(cell_id, doc, version, at)
+        ops: list[dict] = [{"op": "delete", "cell_id": c} for c in self.structure.order
+                           if c not in meta]
+        previous, placed = None, [c for c in self.structure.order if c in meta]
+        for index, cell_id in enumerate(order):
+            if cell_id in self.authorities:
+                if index >= len(placed) or placed[index] != cell_id:
+                    ops.append({"op": "move", "cell_id": cell_id, "after": previous})
+                    placed.remove(cell_id)
+                    placed.insert(index, cell_id)
+                now = self.structure.meta[cell_id]
+                if now.name != meta[cell_id].name:
+                    ops.append({"op": "rename", "cell_id": cell_id, "name": meta[cell_id].name})
+                if now.config != meta[cell_id].config:
+                    ops.append({"op": "config", "cell_id": cell_id,
+                                "config": meta[cell_id].config})
+            else:  # deleted since: back under a new id (ids are never reused)
+                new_id = new_cell_id(set(self.authorities) | set(deleted))
+                ops.append({"op": "create", "cell_id": new_id, "after": previous,
+                            "code": codes.pop(cell_id), "name": meta[cell_id].name,
+                            "config": meta[cell_id].config})
+                placed.insert(index, new_id)
+                cell_id = new_id
+            previous = cell_id
+        for start in range(0, len(ops), 1000):  # a `cells` batch holds at most 1,000 ops
+            self.cells(peer, ops[start:start + 1000])
+        client_id = f"restore-{uuid.uuid4().hex[:12]}"
+        for cell_id, code in codes.items():
+            authority = self.authorities[cell_id]
+            if authority.doc != code:
+                changes = diff_changes(authority.doc, code)
+                self._check_growth(authority, changes.new_length - changes.length)
+                self.accept_push(cell_id, authority, authority.version,
+                                 [Update(changes, client_id)], peer.user.get("username"),
+                                 peer.peer_id)
+        return {"structure_version": self.structure.version}
+
+    def _text_at(self, cell_id: str, doc: str, version: int, at: float) -> str:
+        """A cell's text at the time `at`, stepped back from `doc` at `version`."""
+        records = self.journal.edits(cell_id, self.epoch, None, after=at)
+        steps = list(steps_back(doc, version, records))
+        if len(steps) < len(records):
+            raise Stale(f"the text of cell {cell_id} at that time is no longer kept", gone=True)
+        return steps[-1].before if steps else doc
+
     def _history_limit(self, limit: object) -> int:
         most = self.settings.history_limit
         if limit is None:
@@ -384,9 +455,13 @@ class Room:
         ):
             self.structure.order, self.structure.meta, self.structure.version = before
             raise TooLarge("the new cells exceed the cell or notebook size limit")
+        # the structure before, and deleted cells' last text: for restoring the notebook
+        log = {"order": before[0], "meta": {c: [m.name, m.config] for c, m in before[1].items()},
+               "deleted": {c: {"code": self.authorities[c].doc,
+                               "version": self.authorities[c].version} for c in deleted}}
         outdated = self._apply_created_deleted(created, deleted)
         username = peer.user.get("username") if peer else None
-        self._journal("cells", {"ops": applied}, username)
+        self._journal("cells", {"ops": applied}, username, structure=log)
         self.presence.forget_cursors_in(deleted)
         actor = peer.peer_id if peer else SERVER_CLIENT_ID
         self.broadcast({"type": "cells", "structure_version": self.structure.version,
