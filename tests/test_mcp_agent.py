@@ -327,6 +327,9 @@ def test_in_suggest_mode_nothing_changes_until_a_person_accepts(live):
                 new = (await person.next_event(lambda e: e.get("type") == "suggestion"))[
                     "suggestion"]
                 assert "refused" in await refused(session, "delete_cell", cell=1)
+                listing = await call(session, "list_cells")
+                assert f"pending suggestion {suggestion['id']}" in listing
+                assert f"pending suggestion {new['id']}" in listing
                 # Nothing changed: not in the agent's view, nor in a late joiner's.
                 assert (await call(session, "read_cell", cell=1)).endswith("a = 1\nb = 2")
                 late = await human(live, path, "vera-token")
@@ -344,6 +347,9 @@ def test_in_suggest_mode_nothing_changes_until_a_person_accepts(live):
                         break
                     await asyncio.sleep(0.05)
                 assert (await call(session, "read_cell", cell=1)).endswith("a = 1\nb = 3")
+                listing = await call(session, "list_cells")
+                assert f"suggestion {suggestion['id']} was accepted" in listing
+                assert f"suggestion {new['id']} was rejected" in listing
                 # The history says rita made it, suggested by eddie (the agent's user).
                 history = await person.request({"type": "cell_history", "cell_id": cell_id})
                 assert [(v["username"], v["suggested_by"]) for v in history["versions"]] == [

@@ -79,6 +79,9 @@ class AgentNotebook:
         self.kernel_status = kernel.get("status", "none")
         self.peers = {p["peer_id"]: p for p in self.client.join_response.get("peers", [])
                       if p.get("peer_id") != self.client.peer_id}
+        # pending suggestions, and what became of the latest resolved ones
+        self.suggestions = {s["id"]: s for s in self.client.join_response.get("suggestions", [])}
+        self.resolved: dict[str, str] = getattr(self, "resolved", {})
         self.outputs = KernelOutputs(max_output_bytes=2**31)
         for cell_id, entry in (kernel.get("outputs") or {}).items():
             self.outputs.apply("cell-op", {"cell_id": cell_id, "output": entry.get("output"),
@@ -99,6 +102,16 @@ class AgentNotebook:
             self.outputs.apply(event.get("op", ""), event.get("data") or {})
         elif kind == "presence":
             self._presence(event)
+            return
+        elif kind == "suggestion":
+            suggestion = event.get("suggestion") or {}
+            if event.get("event") == "created":
+                self.suggestions[suggestion.get("id")] = suggestion
+            else:
+                self.suggestions.pop(suggestion.get("id"), None)
+                self.resolved[suggestion.get("id")] = event.get("event")
+                if len(self.resolved) > 50:  # the latest are what the model needs to know
+                    del self.resolved[next(iter(self.resolved))]
             return
         elif kind == "cursor" and event.get("peer_id") in self.peers:
             self.peers[event["peer_id"]]["cursor"] = {"document_id": event.get("document_id")}

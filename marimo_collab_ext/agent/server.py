@@ -188,6 +188,7 @@ def build_server(agent: Agent) -> MCPServer:
         peers = _peers(nb)
         if peers:
             lines.append("peers: " + ", ".join(peers))
+        lines.extend(_suggestions(nb))
         return "\n".join(lines)
 
     @tool
@@ -345,6 +346,17 @@ def _peers(nb: AgentNotebook) -> list[str]:
         peers.append(f"{user.get('display_name') or user.get('username')} ({peer.get('role')})"
                      + (f" in {where}" if where else ""))
     return peers
+
+
+def _suggestions(nb: AgentNotebook) -> list[str]:
+    lines = []
+    for s in nb.suggestions.values():
+        where = (nb.label(s["cell_id"]) if s.get("cell_id") in nb.client.cells
+                 else "a new cell")
+        who = s["author"].get("display_name") or s["author"].get("username")
+        lines.append(f"pending suggestion {s['id']} by {who} for {where}: {s['insert'][:80]!r}")
+    lines.extend(f"suggestion {sid} was {what}" for sid, what in nb.resolved.items())
+    return lines
 
 
 async def serve(agent: Agent) -> None:
