@@ -157,6 +157,9 @@ def test_pending_suggestions_survive_a_killed_server(tmp_path):
         await eddie.request({"type": "accept_suggestion", "suggestion_id": sid})
         await eddie.next_event(event("accepted"))
         assert eddie.text(cell) == "# top\nx = 2"
+        # the cell's history outlived the restart too
+        versions = (await eddie.cell_history(cell))["versions"]
+        assert "+# top" in versions[0]["diff"] and "+x = 2" in versions[1]["diff"]
         await eddie.close()
 
     server = ServerProcess(root, journal, token=TOKEN).start()
