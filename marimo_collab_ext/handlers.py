@@ -250,11 +250,11 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
                                              message.get("limit"))}
 
     async def on_cell_history(self, message: dict) -> dict:
-        return self.room.cell_history(message.get("cell_id"), message.get("limit"),
-                                      message.get("version"))
+        return await self.room.cell_history(message.get("cell_id"), message.get("limit"),
+                                            message.get("version"))
 
     async def on_blame(self, message: dict) -> dict:
-        return self.room.blame(message.get("cell_id"))
+        return await self.room.blame(message.get("cell_id"))
 
     async def on_suggest(self, message: dict) -> dict:
         return {"suggestion": self.room.suggest(self.peer, message)}
@@ -267,7 +267,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         return {}
 
     async def on_restore_notebook(self, message: dict) -> dict:
-        return self.room.restore_notebook(self.peer, message.get("at"))
+        return await self.room.restore_notebook(self.peer, message.get("at"))
 
     async def on_cells(self, message: dict) -> dict:
         version, created = self.room.cells(self.peer, message.get("ops"))

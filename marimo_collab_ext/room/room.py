@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -21,7 +22,7 @@ from ..persistence.notebook_file import (
 )
 from ..persistence.text_diff import diff_changes
 from .authority import CellAuthority
-from .cell_history import blame, describe, steps_back
+from .cell_history import blame, history_window
 from .errors import BadRequest, Internal, ProtocolError, Stale, TooLarge, UnknownCell
 from .presence import Peer, Presence
 from .structure import CellMeta, NotebookStructure, new_cell_id
@@ -305,51 +306,36 @@ class Room:
         return [{"cell_id": r.cell_id, "version": r.version, "username": r.username, "at": r.at}
                 for r in records]
 
-    def cell_history(self, cell_id: object, limit: object, version: object) -> dict:
+    async def cell_history(self, cell_id: object, limit: object, version: object) -> dict:
         """`cell_history`: a live cell's versions within the kept window, newest `limit`,
         oldest first, each with who, when and a diff; with `version`, that version's code."""
         authority = self.authority(cell_id)
         limit = self._history_limit(limit)
-        records = self.journal.edits(cell_id, self.epoch, limit)
-        steps = list(steps_back(authority.doc, authority.version, records))
-        oldest = steps[-1] if steps else None
-        answer: dict = {
-            "cell_id": cell_id, "version": authority.version,
-            "oldest_version": oldest.record.version if oldest else authority.version,
-            # whether the window reaches the cell's first version, or older edits are gone
-            "complete": (oldest.record.version if oldest else authority.version) == 0,
-        }
-        budget, versions = self.settings.max_message_bytes // 2, []
-        for step in steps:  # newest first: the oldest are left out when diffs are huge
-            entry = describe(step)
-            budget -= len(entry["diff"]) + 200
-            if budget < 0:
-                answer["complete"] = False
-                break
-            versions.append(entry)
-        answer["versions"] = versions[::-1]
         if version is not None:
             version = self._check_version(version)
             if version > authority.version:
                 raise BadRequest(f"version {version} is ahead of the cell's ({authority.version})")
-            texts = {authority.version: authority.doc}
-            texts.update({s.record.version: s.before for s in steps})
-            if version not in texts:
-                raise Stale(f"version {version} is outside the kept history"
-                            f" (from {answer['oldest_version']})", gone=True)
-            answer["code"] = texts[version]
-        return answer
+        records = self.journal.edits(cell_id, self.epoch, limit)
+        # stepping back a big cell's pushes takes a while: not on the loop every room shares
+        answer = await asyncio.to_thread(history_window, authority.doc, authority.version,
+                                         records, self.settings.max_message_bytes // 2,
+                                         version)
+        if version is not None and "code" not in answer:
+            raise Stale(f"version {version} is outside the kept history"
+                        f" (from {answer['oldest_version']})", gone=True)
+        return {"cell_id": cell_id, **answer}
 
-    def blame(self, cell_id: object) -> dict:
+    async def blame(self, cell_id: object) -> dict:
         """`blame`: who last wrote each line of a live cell (null: before the kept history)."""
         authority = self.authority(cell_id)
         records = self.journal.edits(cell_id, self.epoch, self.settings.history_limit)
-        owners = blame(authority.doc, steps_back(authority.doc, authority.version, records))
-        return {"cell_id": cell_id, "version": authority.version, "lines": [
-            {"username": s.record.username, "at": s.record.at, "version": s.record.version,
-             "suggested_by": s.record.suggested_by} if s else None for s in owners]}
+        version = authority.version
+        owners = await asyncio.to_thread(blame, authority.doc, version, records)
+        return {"cell_id": cell_id, "version": version,
+                "lines": [{"username": r.username, "at": r.at, "version": r.version,
+                           "suggested_by": r.suggested_by} if r else None for r in owners]}
 
-    def restore_notebook(self, peer: Peer, at: object) -> dict:
+    async def restore_notebook(self, peer: Peer, at: object) -> dict:
         """`restore_notebook`: make the notebook what it was at the time `at`, as the
         peer's own edits: one `cells` batch, then a change per cell whose text differs."""
         try:
@@ -369,12 +355,18 @@ class Room:
             meta = {c: CellMeta(n, dict(cfg)) for c, (n, cfg) in structures[0]["meta"].items()}
         else:
             order, meta = list(self.structure.order), dict(self.structure.meta)
-        codes = {}
+        chains = {}
         for cell_id in order:
             live = self.authorities.get(cell_id)
             doc, version = ((live.doc, live.version) if live is not None else
                             (deleted[cell_id]["code"], deleted[cell_id]["version"]))
-            codes[cell_id] = self._text_at(cell_id, doc, version, at)
+            chains[cell_id] = (doc, version, self.journal.edits(cell_id, self.epoch, None,
+                                                                after=at))
+        codes = await asyncio.to_thread(_texts_at, chains)  # big cells take a while
+        gone = [cell_id for cell_id, code in codes.items() if code is None]
+        if gone:
+            raise Stale(f"the text of cell {gone[0]} at that time is no longer kept", gone=True)
+        # the notebook as it is now (edits may have arrived meanwhile) -> as it was
         ops: list[dict] = [{"op": "delete", "cell_id": c} for c in self.structure.order
                            if c not in meta]
         previous, placed = None, [c for c in self.structure.order if c in meta]
@@ -410,14 +402,6 @@ class Room:
                                  [Update(changes, client_id)], peer.user.get("username"),
                                  peer.peer_id)
         return {"structure_version": self.structure.version}
-
-    def _text_at(self, cell_id: str, doc: str, version: int, at: float) -> str:
-        """A cell's text at the time `at`, stepped back from `doc` at `version`."""
-        records = self.journal.edits(cell_id, self.epoch, None, after=at)
-        steps = list(steps_back(doc, version, records))
-        if len(steps) < len(records):
-            raise Stale(f"the text of cell {cell_id} at that time is no longer kept", gone=True)
-        return steps[-1].before if steps else doc
 
     def _history_limit(self, limit: object) -> int:
         most = self.settings.history_limit
@@ -659,6 +643,26 @@ class Room:
         self.saved_cells = {cid: cell.code for cid, cell in self.saved_base if cid is not None}
         self.notebook = dataclasses.replace(disk, cells=[])  # the file's app options and header
         self.checkpoint()
+
+def _texts_at(chains: dict[str, tuple]) -> dict[str, str | None]:
+    """Per cell (text, version, its records since a time, newest first): its text at that
+    time, or None when the kept history does not reach it. The undos are composed, then
+    applied once: linear in their size, not in the pushes times the cell's size."""
+    texts: dict[str, str | None] = {}
+    for cell_id, (doc, version, records) in chains.items():
+        total, length = None, utf16_len(doc)
+        for record in records:
+            undo = ChangeSet.from_json(record.undo) if record.undo is not None else None
+            if undo is None or record.version_after != version or undo.length != length:
+                break
+            total = undo if total is None else total.compose(undo)
+            length, version = undo.new_length, record.version
+        else:
+            texts[cell_id] = total.apply(doc) if total is not None else doc
+            continue
+        texts[cell_id] = None
+    return texts
+
 
 def _composed(updates: list[Update]) -> ChangeSet:
     changes = updates[0].changes
