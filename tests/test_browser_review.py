@@ -46,6 +46,11 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
                 await box.text_content())
             assert await server_text(lab, cell) == original
             await screenshot(rita, "suggestion-shown")
+            # A viewer sees it too, without the buttons to accept or reject it.
+            vera = await open_notebook(browser, lab, "vera")
+            seen = vera.locator(f'[data-cell-id="{cell}"] [data-suggestion-id]')
+            await seen.wait_for(state="attached", timeout=15_000)
+            assert await seen.locator("button").count() == 0
             await box.locator('[data-action="accept-suggestion"]').click()
             accepted = first_line + "  # the agent's idea" + original[len(first_line):]
 
@@ -54,6 +59,7 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
                         and await server_text(lab, cell) == accepted)
             await until(applied)
             await box.wait_for(state="detached", timeout=15_000)
+            await seen.wait_for(state="detached", timeout=15_000)
 
         # The history panel lists the accepted edit, by rita, suggested by eddie.
         cell_box = rita.locator(f'[data-cell-id="{cell}"]')

@@ -65,7 +65,11 @@ export function renderSuggestions(
     const title = el(
       'div',
       'jp-MarimoCollab-suggestionTitle',
-      s.kind === 'cell' ? `${name} suggests a new cell below:` : `${name} suggests:`
+      s.kind !== 'cell'
+        ? `${name} suggests:`
+        : s.after
+          ? `${name} suggests a new cell below:`
+          : `${name} suggests a new first cell:`
     );
     box.appendChild(title);
     box.appendChild(diffBlock(suggestionDiff(s, text)));

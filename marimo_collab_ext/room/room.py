@@ -25,7 +25,7 @@ from .authority import CellAuthority
 from .cell_history import blame, history_window
 from .errors import BadRequest, Internal, ProtocolError, Stale, TooLarge, UnknownCell
 from .presence import Peer, Presence
-from .structure import CellMeta, NotebookStructure, new_cell_id
+from .structure import CellMeta, NotebookStructure, check_name, new_cell_id
 from .suggestions import Suggestion, Suggestions, map_range
 from .wire import SERVER_CLIENT_ID, parse_updates, updates_from_json, updates_to_json
 
@@ -489,10 +489,7 @@ class Room:
             after = message.get("after")
             if after is not None and after not in self.structure:
                 raise UnknownCell(f"no cell {after}", cell_id=after)
-            name = message.get("name", "_")
-            if not isinstance(name, str) or not (name == "_" or name.isidentifier()) \
-                    or len(name) > 200:
-                raise BadRequest("`name` must be a Python identifier or '_'")
+            name = check_name(message.get("name", "_"))
             suggestion.kind, suggestion.after, suggestion.name = "cell", after, name
         elif kind == "edit":
             cell_id = message.get("cell_id")
@@ -509,6 +506,8 @@ class Room:
                 moved = suggestion_range(push, moved)
                 if moved is None:
                     raise Stale("the text this suggestion replaces changed meanwhile")
+            if start == end and not insert:
+                raise BadRequest("a suggestion must change something")
             suggestion.cell_id, (suggestion.start, suggestion.end) = cell_id, moved
             suggestion.replaced = utf16_slice(authority.doc, *moved)
         else:
