@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .browser_harness import cell_ids, cell_text, chromium, open_notebook, screenshot, start_lab
-from .test_browser_notebook import server_text, until
+from .test_browser_notebook import server_text, type_at_end, until
 from .test_mcp_agent import agent, call
 
 pytestmark = [pytest.mark.browser, pytest.mark.people]
@@ -51,8 +51,13 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
             seen = vera.locator(f'[data-cell-id="{cell}"] [data-suggestion-id]')
             await seen.wait_for(state="attached", timeout=15_000)
             assert await seen.locator("button").count() == 0
+            # rita types above it: the suggestion moves along and still shows its whole line
+            await type_at_end(rita, cell, "# rita\n", key="Control+Home")
+            await until(lambda: _server_text_is(lab, cell, "# rita\n" + original))
+            await until(lambda: _shows(box, f"-{first_line}+{first_line}  # the agent's idea"))
             await box.locator('[data-action="accept-suggestion"]').click()
-            accepted = first_line + "  # the agent's idea" + original[len(first_line):]
+            accepted = ("# rita\n" + first_line + "  # the agent's idea"
+                        + original[len(first_line):])
 
             async def applied() -> bool:
                 return (await cell_text(rita, cell) == accepted
@@ -77,6 +82,7 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
         async def restored() -> bool:
             return (await cell_text(rita, cell) == original
                     and await server_text(lab, cell) == original)
+
         await until(restored)
         await until(lambda: _entries_at_least(cell_box, 3))
         head = await cell_box.locator('.jp-MarimoCollab-historyEntry').first.text_content()
@@ -86,6 +92,14 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
         await cell_box.locator('.jp-MarimoCollab-blameLine').first.wait_for(timeout=15_000)
         assert "rita" in await cell_box.locator(
             '.jp-MarimoCollab-blameLine').first.text_content()
+
+
+async def _server_text_is(lab, cell: str, text: str) -> bool:
+    return await server_text(lab, cell) == text
+
+
+async def _shows(box, text: str) -> bool:
+    return text in (await box.text_content() or "")
 
 
 async def _entries_at_least(cell_box, n: int) -> bool:

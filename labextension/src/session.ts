@@ -5,7 +5,7 @@
  * notebook actions. The DOM arrangement is the widget's job.
  */
 import { Notification } from '@jupyterlab/apputils';
-import { Extension } from '@codemirror/state';
+import { ChangeSet, Extension } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -330,6 +330,9 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     }
     switch (event.type) {
       case 'change':
+        if (this._views.get(event.document_id)?.editor.syncedVersion === event.version) {
+          this._moveSuggestions(event.document_id, event.updates); // applied once, here
+        }
         this._views.get(event.document_id)?.editor.receive(event);
         this._views.get(event.document_id)?.refreshReview();
         this._markModified();
@@ -514,6 +517,21 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       }
     }
     this._views.forEach((view, id) => view.setSuggestions(byCell.get(id) ?? []));
+  }
+
+  /** Keep suggestions' ranges on the server's text, as the server does (protocol). */
+  private _moveSuggestions(cellId: string, updates: WireUpdate[]): void {
+    for (const s of this._suggestions.values()) {
+      if (s.kind !== 'edit' || s.cell_id !== cellId || s.from === undefined) {
+        continue;
+      }
+      for (const update of updates) {
+        const changes = ChangeSet.fromJSON(update.changes);
+        const empty = s.from === s.to;
+        s.from = changes.mapPos(s.from, 1);
+        s.to = empty ? s.from : changes.mapPos(s.to ?? s.from, -1);
+      }
+    }
   }
 
   acceptSuggestion(id: string): void {
