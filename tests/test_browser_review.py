@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from marimo_collab_ext.client import CollabClient
+
 from .browser_harness import cell_ids, cell_text, chromium, open_notebook, screenshot, start_lab
-from .test_browser_notebook import server_text, type_at_end, until
+from .test_browser_notebook import server_text, until
 from .test_mcp_agent import agent, call
 
 pytestmark = [pytest.mark.browser, pytest.mark.people]
@@ -51,12 +53,17 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
             seen = vera.locator(f'[data-cell-id="{cell}"] [data-suggestion-id]')
             await seen.wait_for(state="attached", timeout=15_000)
             assert await seen.locator("button").count() == 0
-            # rita types above it: the suggestion moves along and still shows its whole line
-            await type_at_end(rita, cell, "# rita\n", key="Control+Home")
-            await until(lambda: _server_text_is(lab, cell, "# rita\n" + original))
-            await until(lambda: _shows(box, f"-{first_line}+{first_line}  # the agent's idea"))
+            # Someone types above it: once rita's page has that edit, the suggestion has
+            # moved along and still shows its whole line.
+            other = await CollabClient.connect(lab.url, "demo.py", token="eddie-token")
+            other.edit(cell, {"from": 0, "insert": "# eddie\n"})
+            await other.flush()
+            await other.close()
+            await until(lambda: _page_text_is(rita, cell, "# eddie\n" + original))
+            assert f"-{first_line}+{first_line}  # the agent's idea" in (
+                await box.text_content())
             await box.locator('[data-action="accept-suggestion"]').click()
-            accepted = ("# rita\n" + first_line + "  # the agent's idea"
+            accepted = ("# eddie\n" + first_line + "  # the agent's idea"
                         + original[len(first_line):])
 
             async def applied() -> bool:
@@ -94,12 +101,8 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
             '.jp-MarimoCollab-blameLine').first.text_content()
 
 
-async def _server_text_is(lab, cell: str, text: str) -> bool:
-    return await server_text(lab, cell) == text
-
-
-async def _shows(box, text: str) -> bool:
-    return text in (await box.text_content() or "")
+async def _page_text_is(page, cell: str, text: str) -> bool:
+    return await cell_text(page, cell) == text
 
 
 async def _entries_at_least(cell_box, n: int) -> bool:
