@@ -354,6 +354,9 @@ def test_in_suggest_mode_nothing_changes_until_a_person_accepts(live):
                 history = await person.request({"type": "cell_history", "cell_id": cell_id})
                 assert [(v["username"], v["suggested_by"]) for v in history["versions"]] == [
                     ("rita", "eddie")]
+                told = await call(session, "cell_history", cell=1)
+                assert "rita (suggested by eddie):" in told and "+b = 3" in told
+                assert "rita | b = 3" in told and "(older) | a = 1" in told
         finally:
             await person.close()
 

@@ -324,6 +324,28 @@ def build_server(agent: Agent) -> MCPServer:
         return "\n".join(lines) or "no edits in this session yet"
 
     @tool
+    async def cell_history(cell: str | int, limit: int = 20,
+                           notebook: str | None = None) -> str:
+        """A cell's recent versions, newest last: who made each change (and whose suggestion
+        it was), when, and its diff; then who last wrote each line of the cell now."""
+        nb = await agent.notebook(notebook, "cell_history")
+        cell_id = nb.cell_id(cell)
+        answer = await nb.client.request({"type": "cell_history", "cell_id": cell_id,
+                                          "limit": max(1, limit)})
+        parts = []
+        for v in answer["versions"]:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v["at"]))
+            by = f" (suggested by {v['suggested_by']})" if v["suggested_by"] else ""
+            parts.append(f"v{v['to_version']} {when} {v['username'] or 'the file on disk'}"
+                         f"{by}:\n{v['diff']}")
+        lines = (await nb.client.request({"type": "blame", "cell_id": cell_id}))["lines"]
+        code = nb.code(cell_id).split("\n")
+        parts.append("who wrote each line now:\n" + "\n".join(
+            f"{(line or {}).get('username') or '(older)':>12} | {text}"
+            for line, text in zip(lines, code, strict=False)))
+        return f"{nb.label(cell_id)}\n\n" + "\n\n".join(parts)
+
+    @tool
     async def set_ui_value(object_id: str, value: Any, wait: bool = True, timeout: float = 120,
                            notebook: str | None = None) -> str:
         """Set a UI element's value (a slider, a text box...) as if a person changed it;
