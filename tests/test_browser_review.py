@@ -100,6 +100,19 @@ async def test_agent_suggestion_accepted_then_cell_restored_from_history(lab):
         assert "rita" in await cell_box.locator(
             '.jp-MarimoCollab-blameLine').first.text_content()
 
+        # The whole notebook back to right after the accepted suggestion (the entry below
+        # the restore): the cell holds the accepted text again, for everyone.
+        others = await cell_ids(rita)
+        entry = cell_box.locator('.jp-MarimoCollab-historyEntry').nth(1)
+        assert "suggested by eddie" in await entry.text_content()
+        await entry.locator('[data-action="restore-notebook"]').click()
+
+        async def notebook_restored() -> bool:
+            return (await server_text(lab, cell) == accepted
+                    and await cell_text(rita, cell) == accepted)
+        await until(notebook_restored)
+        assert await cell_ids(rita) == others
+
 
 async def _page_text_is(page, cell: str, text: str) -> bool:
     return await cell_text(page, cell) == text
