@@ -89,6 +89,17 @@ class MarimoCollab(ExtensionApp):
         32 * 1024 * 1024, help="Bytes of journal entries after which the journal restarts"
         " from a snapshot even without a save."
     ).tag(config=True)
+    history_bytes = Int(
+        64 * 1024 * 1024, help="Bytes of past cell text (what each edit replaced), and as many of"
+        " past structure, each notebook's journal keeps for cell history, blame and notebook"
+        " restore; the oldest go first. 0 keeps none."
+    ).tag(config=True)
+    max_suggestions = Int(
+        200, help="Most pending suggestions a notebook holds; more are refused (too_large)."
+    ).tag(config=True)
+    max_suggestion_units = Int(
+        100_000, help="Largest suggested text, in UTF-16 code units."
+    ).tag(config=True)
     max_message_bytes = Int(
         4 * 1024 * 1024, help="Largest WebSocket frame accepted; larger frames close with 1009."
     ).tag(config=True)

@@ -28,7 +28,8 @@ from .room.room import Room, encode
 # Requests answered with a `response`; `cursor` is fire-and-forget (docs/protocol.md).
 REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
             "interrupt", "restart_kernel", "stdin", "function_call", "set_model_value",
-            "history"}
+            "history", "cell_history", "blame", "suggest", "accept_suggestion",
+            "reject_suggestion", "restore_notebook"}
 # Close codes of connection budgets (docs/protocol.md, "Close codes").
 TOO_SLOW = 4429
 # How long a socket closed for an oversized frame keeps reading (and discarding) the rest of
@@ -282,6 +283,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
                          "app": room.notebook.app},
             "kernel": room.kernel.snapshot(),
             "file": {"saved": not room.is_dirty(), "missing": room.saver.file_missing},
+            "suggestions": room.suggestions.describe(),
         }
 
     async def on_change(self, message: dict) -> dict:
@@ -295,6 +297,26 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
     async def on_history(self, message: dict) -> dict:
         return {"history": self.room.history(message.get("cell_id"), message.get("since"),
                                              message.get("limit"))}
+
+    async def on_cell_history(self, message: dict) -> dict:
+        return await self.room.cell_history(message.get("cell_id"), message.get("limit"),
+                                            message.get("version"))
+
+    async def on_blame(self, message: dict) -> dict:
+        return await self.room.blame(message.get("cell_id"))
+
+    async def on_suggest(self, message: dict) -> dict:
+        return {"suggestion": self.room.suggest(self.peer, message)}
+
+    async def on_accept_suggestion(self, message: dict) -> dict:
+        return self.room.resolve_suggestion(self.peer, message.get("suggestion_id"), True)
+
+    async def on_reject_suggestion(self, message: dict) -> dict:
+        self.room.resolve_suggestion(self.peer, message.get("suggestion_id"), False)
+        return {}
+
+    async def on_restore_notebook(self, message: dict) -> dict:
+        return await self.room.restore_notebook(self.peer, message.get("at"))
 
     async def on_cells(self, message: dict) -> dict:
         version, created = self.room.cells(self.peer, message.get("ops"))

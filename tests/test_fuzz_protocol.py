@@ -33,7 +33,8 @@ from marimo_collab_ext.ot.text import utf16_len
 ERROR_CODES = {"bad_request", "invalid_change", "stale", "unknown_cell", "forbidden",
                "too_large", "rate_limited", "kernel_error"}
 REQUESTS = ["join", "change", "pull", "cells", "heartbeat", "save", "run", "set_ui_value",
-            "interrupt", "restart_kernel", "stdin", "history"]
+            "interrupt", "restart_kernel", "stdin", "history", "cell_history", "blame", "suggest",
+            "accept_suggestion", "reject_suggestion", "restore_notebook"]
 # Requests the server answers beside its message loop: their answer may come after later ones.
 BACKGROUND = {"save", "run", "set_ui_value", "interrupt", "restart_kernel", "stdin"}
 MAX_MESSAGE_BYTES = 256 * 1024

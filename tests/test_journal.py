@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,19 @@ def test_a_locked_file_is_an_error_not_corruption():
     corrupt = sqlite3.DatabaseError("database disk image is malformed")
     corrupt.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
     assert _is_corruption(corrupt)
+
+
+def test_structure_log_says_when_what_it_needs_was_dropped(tmp_path):
+    journal = Journal.open(tmp_path, "nb.py", edit_budget=200)
+    journal.start("e", {})
+    first = time.time()
+    time.sleep(0.01)
+    for n in range(20):
+        journal.append("cells", {}, "eddie", structure={"order": [f"c{n}"], "meta": {},
+                                                          "deleted": {}})
+    structures, complete = journal.structures_after("e", first)
+    assert not complete and 0 < len(structures) < 20
+    assert structures[-1]["order"] == ["c19"]
+    later, complete = journal.structures_after("e", time.time())
+    assert later == [] and complete
+    journal.close()

@@ -304,3 +304,60 @@ def test_list_notebooks_finds_marimo_notebooks_only(live):
             assert "m = 2" in await call(session, "read_cell", cell=1, notebook="sub/nested.py")
 
     asyncio.run(main())
+
+
+def test_in_suggest_mode_nothing_changes_until_a_person_accepts(live):
+    path = write(live, "suggested.py", "a = 1\nb = 2")
+
+    async def main():
+        person = await human(live, path)  # rita, who may accept
+        try:
+            async with agent(live, "eddie-token", path, "--suggest", "--role", "editor",
+                             "--type-delay", "0") as session:
+                cell_id = person.order[0]
+                answer = await call(session, "edit_cell", cell=1, find="b = 2", text="b = 3")
+                assert "nothing changes until an editor accepts" in answer
+                made = await person.next_event(lambda e: e.get("type") == "suggestion")
+                suggestion = made["suggestion"]
+                assert made["event"] == "created" and suggestion["insert"] == "3"
+                assert suggestion["author"]["agent"] is True
+                assert suggestion["replaced"] == "2" and suggestion["cell_id"] == cell_id
+                added = await call(session, "add_cell", code="c = a + b")
+                assert "added only when an editor accepts" in added
+                new = (await person.next_event(lambda e: e.get("type") == "suggestion"))[
+                    "suggestion"]
+                assert "refused" in await refused(session, "delete_cell", cell=1)
+                listing = await call(session, "list_cells")
+                assert f"pending suggestion {suggestion['id']}" in listing
+                assert f"pending suggestion {new['id']}" in listing
+                # Nothing changed: not in the agent's view, nor in a late joiner's.
+                assert (await call(session, "read_cell", cell=1)).endswith("a = 1\nb = 2")
+                late = await human(live, path, "vera-token")
+                assert late.text(cell_id) == "a = 1\nb = 2" and len(late.order) == 1
+                assert {s["id"] for s in late.join_response["suggestions"]} == {
+                    suggestion["id"], new["id"]}
+                await late.close()
+                # A person accepts the edit and rejects the new cell.
+                await person.request({"type": "accept_suggestion",
+                                      "suggestion_id": suggestion["id"]})
+                await person.request({"type": "reject_suggestion", "suggestion_id": new["id"]})
+                assert person.text(cell_id) == "a = 1\nb = 3" and len(person.order) == 1
+                for _ in range(100):
+                    if (await call(session, "read_cell", cell=1)).endswith("b = 3"):
+                        break
+                    await asyncio.sleep(0.05)
+                assert (await call(session, "read_cell", cell=1)).endswith("a = 1\nb = 3")
+                listing = await call(session, "list_cells")
+                assert f"suggestion {suggestion['id']} was accepted" in listing
+                assert f"suggestion {new['id']} was rejected" in listing
+                # The history says rita made it, suggested by eddie (the agent's user).
+                history = await person.request({"type": "cell_history", "cell_id": cell_id})
+                assert [(v["username"], v["suggested_by"]) for v in history["versions"]] == [
+                    ("rita", "eddie")]
+                told = await call(session, "cell_history", cell=1)
+                assert "rita (suggested by eddie):" in told and "+b = 3" in told
+                assert "rita | b = 3" in told and "(older) | a = 1" in told
+        finally:
+            await person.close()
+
+    asyncio.run(main())

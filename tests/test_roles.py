@@ -101,8 +101,12 @@ def test_every_protocol_message_type_has_a_role():
         "heartbeat",
         "pull",
         "history",
+        "cell_history",
+        "blame",
     }
-    assert {t for t, r in ACTIONS.items() if r is Role.EDITOR} == {"change", "cells", "save"}
+    assert {t for t, r in ACTIONS.items() if r is Role.EDITOR} == {
+        "change", "cells", "save", "suggest", "accept_suggestion", "reject_suggestion",
+        "restore_notebook"}
     assert {t for t, r in ACTIONS.items() if r is Role.RUNNER} == {
         "run",
         "set_ui_value",

@@ -6,6 +6,7 @@ import {
   codeIcon,
   deleteIcon,
   editIcon,
+  historyIcon,
   LabIcon,
   moveDownIcon,
   moveUpIcon,
@@ -14,11 +15,12 @@ import {
 
 import { CellEditor } from './cells';
 import { CellOutputArea } from './outputs';
-import { Role } from './protocol';
+import { Role, Suggestion } from './protocol';
+import { renderHistory, renderSuggestions, ReviewActions } from './review';
 import { OutputFrame } from './widgets/bridge';
 
 /** What the cell's buttons and keys ask the notebook to do. */
-export interface CellActions {
+export interface CellActions extends ReviewActions {
   run(cellId: string, advance: boolean): void;
   move(cellId: string, direction: -1 | 1): void;
   remove(cellId: string): void;
@@ -65,13 +67,36 @@ export class CellView {
     this._showCode = this._button(codeIcon, 'Show or hide the code', 'toggle-code', () =>
       this._onToggleCode()
     );
-    header.append(this._name, spacer, this._showCode, this._run, ...this._editButtons);
+    const history = this._button(historyIcon, 'History of this cell', 'history', () =>
+      this._toggleHistory()
+    );
+    header.append(
+      this._name,
+      spacer,
+      this._showCode,
+      history,
+      this._run,
+      ...this._editButtons
+    );
+    this._suggestions = document.createElement('div');
+    this._suggestions.className = 'jp-MarimoCollab-suggestions';
+    this._suggestions.hidden = true;
+    this._history = document.createElement('div');
+    this._history.className = 'jp-MarimoCollab-history';
+    this._history.hidden = true;
 
     const body = document.createElement('div');
     body.className = 'jp-MarimoCollab-cellEditor';
     body.appendChild(editor.view.dom);
     // As in marimo: the output above the code, the console below it.
-    this.node.append(this.outputs.node, header, body, this.outputs.console);
+    this.node.append(
+      this.outputs.node,
+      header,
+      body,
+      this._suggestions,
+      this._history,
+      this.outputs.console
+    );
 
     this._render();
     editor.view.contentDOM.addEventListener('focus', () =>
@@ -99,8 +124,43 @@ export class CellView {
     this._render();
     this._run.hidden = role !== 'runner';
     this._editButtons.forEach(button => (button.hidden = !canEdit));
+    this.setSuggestions(this._shown);
     if (this.editor.editable !== canEdit) {
       this.editor.setEditable(canEdit);
+    }
+  }
+
+  /** The pending suggestions shown under this cell (Accept / Reject for editors). */
+  setSuggestions(suggestions: Suggestion[]): void {
+    this._shown = suggestions;
+    renderSuggestions(
+      this._suggestions,
+      suggestions,
+      this._canEdit,
+      this._actions,
+      this.editor.text
+    );
+  }
+
+  /** Open or close the history panel; an open one reloads after every change. */
+  private _toggleHistory(): void {
+    this._history.hidden = !this._history.hidden;
+    if (!this._history.hidden) {
+      this.refreshHistory();
+    }
+  }
+
+  /** The cell's text changed: its suggestions' context and an open history panel. */
+  refreshReview(): void {
+    if (this._shown.length) {
+      this.setSuggestions(this._shown);
+    }
+    this.refreshHistory();
+  }
+
+  refreshHistory(): void {
+    if (!this._history.hidden) {
+      void renderHistory(this._history, this.cellId, this._canEdit, this._actions);
     }
   }
 
@@ -202,6 +262,9 @@ export class CellView {
   }
 
   private _name: HTMLElement;
+  private _suggestions: HTMLElement;
+  private _history: HTMLElement;
+  private _shown: Suggestion[] = [];
   private _run: HTMLButtonElement;
   private _editButtons: HTMLButtonElement[];
   private _showCode: HTMLButtonElement;

@@ -85,7 +85,57 @@ export interface JoinResult {
     app?: Record<string, unknown>;
   };
   kernel?: KernelSnapshot;
+  /** Pending suggestions (docs/protocol.md, "Suggestions"). */
+  suggestions?: Suggestion[];
 }
+
+export interface Suggestion {
+  id: string;
+  kind: 'edit' | 'cell';
+  insert: string;
+  author: {
+    peer_id: string;
+    username: string | null;
+    display_name: string | null;
+    agent: boolean;
+  };
+  at: number;
+  /** kind edit: UTF-16 range of the cell's current text, and the text in it. */
+  cell_id?: string;
+  from?: number;
+  to?: number;
+  replaced?: string;
+  /** kind cell: the cell it goes after (null: the top), and its name. */
+  after?: string | null;
+  name?: string;
+}
+
+/** One push of a cell's history (`cell_history`). */
+export interface CellVersion {
+  version: number;
+  to_version: number;
+  username: string | null;
+  at: number;
+  suggested_by: string | null;
+  diff: string;
+}
+
+export interface CellHistory {
+  cell_id: string;
+  version: number;
+  oldest_version: number;
+  complete: boolean;
+  versions: CellVersion[];
+  code?: string;
+}
+
+/** Who last wrote a line (`blame`); null: before the kept history. */
+export type BlameLine = {
+  version: number;
+  username: string | null;
+  at: number;
+  suggested_by: string | null;
+} | null;
 
 export type CellOp =
   | {
@@ -136,7 +186,13 @@ export type ServerEvent =
     }
   | { type: 'save_failed'; message: string }
   | { type: 'kernel'; op: string; data: Record<string, unknown> }
-  | { type: 'kernel_status'; status: string; message?: string };
+  | { type: 'kernel_status'; status: string; message?: string }
+  | {
+      type: 'suggestion';
+      event: 'created' | 'accepted' | 'rejected' | 'outdated';
+      suggestion: Suggestion;
+      peer_id: string;
+    };
 
 /** A rejected request, carrying the server's error code. */
 export class ProtocolError extends Error {

@@ -5,7 +5,7 @@
  * notebook actions. The DOM arrangement is the widget's job.
  */
 import { Notification } from '@jupyterlab/apputils';
-import { Extension } from '@codemirror/state';
+import { ChangeSet, Extension } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -19,6 +19,8 @@ import {
   setRemoteCursors
 } from './presence';
 import {
+  BlameLine,
+  CellHistory,
   CellOp,
   CellSnapshot,
   JoinResult,
@@ -28,6 +30,7 @@ import {
   PushEntry,
   Role,
   ServerEvent,
+  Suggestion,
   WireUpdate
 } from './protocol';
 import { offerUnsentText, UnsentText } from './recovery';
@@ -213,6 +216,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     this._epoch = result.session;
     this.presence.reset(result.self, result.peers);
     this._applyKernelSnapshot(result.kernel);
+    this._suggestions = new Map((result.suggestions ?? []).map(s => [s.id, s]));
     this._joined = true;
     this._setStatus({
       problem: '',
@@ -220,6 +224,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
       role: result.self.role
     });
     this._applyRole();
+    this._showSuggestions();
     this._layoutChanged.emit();
     this._refreshAllCursors();
     // Edits made while offline go out now, after catching up.
@@ -325,11 +330,24 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     }
     switch (event.type) {
       case 'change':
+        if (this._views.get(event.document_id)?.editor.syncedVersion === event.version) {
+          this._moveSuggestions(event.document_id, event.updates); // applied once, here
+        }
         this._views.get(event.document_id)?.editor.receive(event);
+        this._views.get(event.document_id)?.refreshReview();
         this._markModified();
         break;
       case 'cells':
         this._onCells(event.structure_version, event.ops);
+        this._showSuggestions();
+        break;
+      case 'suggestion':
+        if (event.event === 'created') {
+          this._suggestions.set(event.suggestion.id, event.suggestion);
+        } else {
+          this._suggestions.delete(event.suggestion.id);
+        }
+        this._showSuggestions();
         break;
       case 'cursor':
         this.presence.moveCursor(event.peer_id, {
@@ -484,6 +502,100 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
     view.editor.view.dispatch({
       effects: EditorView.scrollIntoView(pos, { y: 'center' })
     });
+  }
+
+  // ---- suggestions and history (docs/protocol.md) -------------------------------
+
+  /** Each cell shows its pending suggestions; a new-cell one shows under the cell it follows. */
+  private _showSuggestions(): void {
+    const first = this._structure?.order[0];
+    const byCell = new Map<string, Suggestion[]>();
+    for (const s of this._suggestions.values()) {
+      const where = s.kind === 'edit' ? s.cell_id : (s.after ?? first);
+      if (where) {
+        byCell.set(where, [...(byCell.get(where) ?? []), s]);
+      }
+    }
+    this._views.forEach((view, id) => view.setSuggestions(byCell.get(id) ?? []));
+  }
+
+  /** Keep suggestions' ranges on the server's text, as the server does (protocol). */
+  private _moveSuggestions(cellId: string, updates: WireUpdate[]): void {
+    for (const s of this._suggestions.values()) {
+      if (s.kind !== 'edit' || s.cell_id !== cellId || s.from === undefined) {
+        continue;
+      }
+      for (const update of updates) {
+        const changes = ChangeSet.fromJSON(update.changes);
+        const empty = s.from === s.to;
+        s.from = changes.mapPos(s.from, 1);
+        s.to = empty ? s.from : changes.mapPos(s.to ?? s.from, -1);
+      }
+    }
+  }
+
+  acceptSuggestion(id: string): void {
+    void this._request(
+      { type: 'accept_suggestion', suggestion_id: id },
+      'Accepting the suggestion failed'
+    );
+  }
+
+  rejectSuggestion(id: string): void {
+    void this._request(
+      { type: 'reject_suggestion', suggestion_id: id },
+      'Rejecting the suggestion failed'
+    );
+  }
+
+  async cellHistory(cellId: string): Promise<CellHistory | null> {
+    const answer = await this._request(
+      { type: 'cell_history', cell_id: cellId },
+      'Loading the history failed'
+    );
+    return answer as unknown as CellHistory | null;
+  }
+
+  async blame(cellId: string): Promise<BlameLine[] | null> {
+    const answer = await this._request(
+      { type: 'blame', cell_id: cellId },
+      'Loading who wrote each line failed'
+    );
+    return (answer?.lines as BlameLine[] | undefined) ?? null;
+  }
+
+  /** Restore a past version as this person's edit: only the difference is sent. */
+  async restore(cellId: string, version: number): Promise<void> {
+    const answer = await this._request(
+      { type: 'cell_history', cell_id: cellId, version },
+      'Restoring the version failed'
+    );
+    const code = answer?.code;
+    const editor = this._views.get(cellId)?.editor;
+    if (typeof code !== 'string' || !editor) {
+      return;
+    }
+    const now = editor.text;
+    let start = 0;
+    while (start < now.length && start < code.length && now[start] === code[start]) {
+      start++;
+    }
+    let end = 0;
+    while (
+      end < now.length - start &&
+      end < code.length - start &&
+      now[now.length - 1 - end] === code[code.length - 1 - end]
+    ) {
+      end++;
+    }
+    editor.view.dispatch({
+      changes: { from: start, to: now.length - end, insert: code.slice(start, code.length - end) },
+      userEvent: 'input.restore'
+    });
+  }
+
+  async restoreNotebook(at: number): Promise<void> {
+    await this._request({ type: 'restore_notebook', at }, 'Restoring the notebook failed');
   }
 
   private _applyRole(): void {
@@ -764,6 +876,7 @@ export class NotebookSession implements CellHost, CellActions, IDisposable {
   private readonly _connection: NotebookConnection;
   private _language: Extension = [];
   private _views = new Map<string, CellView>();
+  private _suggestions = new Map<string, Suggestion>();
   private _structure: NotebookStructure | null = null;
   private _epoch: string | null = null;
   private _joined = false;

@@ -16,7 +16,8 @@ from ..cli.connection import KeepAlive, open_client
 from ..cli.run import CellChoiceError, choose_cells, output_text
 from ..client import CollabClient
 from ..kernel.outputs import KernelOutputs
-from ..ot.text import index_to_utf16
+from ..ot import ChangeSet
+from ..ot.text import index_to_utf16, utf16_len, utf16_slice
 from ..persistence.text_diff import diff_specs
 from .typist import Typist
 
@@ -78,6 +79,9 @@ class AgentNotebook:
         self.kernel_status = kernel.get("status", "none")
         self.peers = {p["peer_id"]: p for p in self.client.join_response.get("peers", [])
                       if p.get("peer_id") != self.client.peer_id}
+        # pending suggestions, and what became of the latest resolved ones
+        self.suggestions = {s["id"]: s for s in self.client.join_response.get("suggestions", [])}
+        self.resolved: dict[str, str] = getattr(self, "resolved", {})
         self.outputs = KernelOutputs(max_output_bytes=2**31)
         for cell_id, entry in (kernel.get("outputs") or {}).items():
             self.outputs.apply("cell-op", {"cell_id": cell_id, "output": entry.get("output"),
@@ -98,6 +102,16 @@ class AgentNotebook:
             self.outputs.apply(event.get("op", ""), event.get("data") or {})
         elif kind == "presence":
             self._presence(event)
+            return
+        elif kind == "suggestion":
+            suggestion = event.get("suggestion") or {}
+            if event.get("event") == "created":
+                self.suggestions[suggestion.get("id")] = suggestion
+            else:
+                self.suggestions.pop(suggestion.get("id"), None)
+                self.resolved[suggestion.get("id")] = event.get("event")
+                if len(self.resolved) > 50:  # the latest are what the model needs to know
+                    del self.resolved[next(iter(self.resolved))]
             return
         elif kind == "cursor" and event.get("peer_id") in self.peers:
             self.peers[event["peer_id"]]["cursor"] = {"document_id": event.get("document_id")}
@@ -176,6 +190,22 @@ class AgentNotebook:
 
     async def edit(self, cell_id: str, specs: list[dict]) -> None:
         await self.typist.type(cell_id, specs)
+
+    async def suggest_edit(self, cell_id: str, specs: list[dict]) -> dict:
+        """Propose `specs` as one suggestion: the span they cover, replaced (protocol
+        "Suggestions"); the agent's cursor goes there, so people see where."""
+        if not specs:
+            raise AgentError("that is already the cell's code: nothing to suggest")
+        code = self.code(cell_id)
+        start, end = min(s["from"] for s in specs), max(s.get("to", s["from"]) for s in specs)
+        after = ChangeSet.of(specs, utf16_len(code)).apply(code)
+        new_end = end + utf16_len(after) - utf16_len(code)
+        version = self.client.cells[cell_id].doc.version
+        made = (await self.client.request({
+            "type": "suggest", "cell_id": cell_id, "version": version, "from": start,
+            "to": end, "insert": utf16_slice(after, start, new_end)}))["suggestion"]
+        await self.client.cursor(cell_id, start)
+        return made
 
     async def structure(self, ops: list[dict]) -> dict:
         return await self.client.cells_ops(ops)

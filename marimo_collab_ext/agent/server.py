@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
                       " 'marimo-collab-ext[agent]'") from exc
 
 # The least role each tool needs (docs/protocol.md "Roles").
-NEEDS = {
+NEEDS = {  # suggesting needs the editor role too
     "edit_cell": Role.EDITOR, "add_cell": Role.EDITOR, "delete_cell": Role.EDITOR,
     "move_cell": Role.EDITOR, "run_cells": Role.RUNNER, "set_ui_value": Role.RUNNER,
 }
@@ -38,6 +38,10 @@ NEEDS = {
 _MAX_DEPTH = 4
 _MAX_FILES = 500
 _MARKER = "marimo.App("
+
+SUGGEST_NOTE = """
+You only suggest: edit_cell and add_cell make suggestions that people accept or reject;
+nothing you propose is in the notebook until then."""
 
 INSTRUCTIONS = """\
 You are a visible collaborator in live marimo notebooks: people see your cursor and every
@@ -50,12 +54,13 @@ class Agent:
     """The notebooks the agent has joined, opened on first use, and the server's options."""
 
     def __init__(self, server: str, token: str | None, role: Role, type_delay: float,
-                 default_notebook: str | None) -> None:
+                 default_notebook: str | None, suggest: bool = False) -> None:
         self.server = server if server.endswith("/") else server + "/"
         self.token = token
         self.role = role
         self.type_delay = type_delay
         self.default_notebook = default_notebook
+        self.suggest = suggest  # edits become suggestions people accept (docs/clients.md)
         self.notebooks: dict[str, AgentNotebook] = {}
         self._opening = asyncio.Lock()
 
@@ -66,6 +71,9 @@ class Agent:
             raise ToolError("name a notebook (`notebook`: its path on the server;"
                             " list_notebooks shows them)")
         needed = NEEDS.get(tool, Role.VIEWER)
+        if self.suggest and tool in ("delete_cell", "move_cell"):
+            raise ToolError(f"refused: this agent only suggests (--suggest), and {tool} cannot"
+                            " be suggested; ask a person to do it. Nothing was sent.")
         if self.role < needed:  # known before joining: send nothing
             raise ToolError(_refusal(tool, path, self.role, needed, "--role"))
         async with self._opening:
@@ -137,7 +145,8 @@ def _refusal(tool: str, path: str, role: Role, needed: Role, source: str) -> str
 
 def build_server(agent: Agent) -> MCPServer:
     """The MCP server with one tool per thing the agent may do in a notebook."""
-    mcp = MCPServer("marimo-collab", instructions=INSTRUCTIONS)
+    mcp = MCPServer("marimo-collab",
+                    instructions=INSTRUCTIONS + (SUGGEST_NOTE if agent.suggest else ""))
 
     def tool(fn):
         @functools.wraps(fn)
@@ -179,6 +188,7 @@ def build_server(agent: Agent) -> MCPServer:
         peers = _peers(nb)
         if peers:
             lines.append("peers: " + ", ".join(peers))
+        lines.extend(_suggestions(nb))
         return "\n".join(lines)
 
     @tool
@@ -200,7 +210,12 @@ def build_server(agent: Agent) -> MCPServer:
         Returns the cell's code after the edit."""
         nb = await agent.notebook(notebook, "edit_cell")
         cell_id = nb.cell_id(cell)
-        await nb.edit(cell_id, nb.edit_specs(cell_id, text, start, end, find))
+        specs = nb.edit_specs(cell_id, text, start, end, find)
+        if agent.suggest:
+            made = await nb.suggest_edit(cell_id, specs)
+            return (f"suggested {made['id']} in {nb.label(cell_id)}: nothing changes until an"
+                    " editor accepts it (you will not see it in read_cell before then)")
+        await nb.edit(cell_id, specs)
         return f"{nb.label(cell_id)} now reads:\n{nb.code(cell_id)}"
 
     @tool
@@ -215,6 +230,11 @@ def build_server(agent: Agent) -> MCPServer:
             anchor = nb.client.order[-1] if nb.client.order else None
         else:
             anchor = nb.cell_id(after)
+        if agent.suggest:
+            made = (await nb.client.request({"type": "suggest", "kind": "cell", "after": anchor,
+                                             "insert": code, "name": name or "_"}))
+            return (f"suggested {made['suggestion']['id']}: a new cell, added only when an"
+                    " editor accepts it")
         response = await nb.structure([{"op": "create", "after": anchor, "code": "",
                                         "name": name or "_", "config": {}}])
         cell_id = response["cell_ids"][0]
@@ -304,6 +324,28 @@ def build_server(agent: Agent) -> MCPServer:
         return "\n".join(lines) or "no edits in this session yet"
 
     @tool
+    async def cell_history(cell: str | int, limit: int = 20,
+                           notebook: str | None = None) -> str:
+        """A cell's recent versions, newest last: who made each change (and whose suggestion
+        it was), when, and its diff; then who last wrote each line of the cell now."""
+        nb = await agent.notebook(notebook, "cell_history")
+        cell_id = nb.cell_id(cell)
+        answer = await nb.client.request({"type": "cell_history", "cell_id": cell_id,
+                                          "limit": max(1, limit)})
+        parts = []
+        for v in answer["versions"]:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v["at"]))
+            by = f" (suggested by {v['suggested_by']})" if v["suggested_by"] else ""
+            parts.append(f"v{v['to_version']} {when} {v['username'] or 'the file on disk'}"
+                         f"{by}:\n{v['diff']}")
+        lines = (await nb.client.request({"type": "blame", "cell_id": cell_id}))["lines"]
+        code = nb.code(cell_id).split("\n")
+        parts.append("who wrote each line now:\n" + "\n".join(
+            f"{(line or {}).get('username') or '(older)':>12} | {text}"
+            for line, text in zip(lines, code, strict=False)))
+        return f"{nb.label(cell_id)}\n\n" + "\n\n".join(parts)
+
+    @tool
     async def set_ui_value(object_id: str, value: Any, wait: bool = True, timeout: float = 120,
                            notebook: str | None = None) -> str:
         """Set a UI element's value (a slider, a text box...) as if a person changed it;
@@ -326,6 +368,17 @@ def _peers(nb: AgentNotebook) -> list[str]:
         peers.append(f"{user.get('display_name') or user.get('username')} ({peer.get('role')})"
                      + (f" in {where}" if where else ""))
     return peers
+
+
+def _suggestions(nb: AgentNotebook) -> list[str]:
+    lines = []
+    for s in nb.suggestions.values():
+        where = (nb.label(s["cell_id"]) if s.get("cell_id") in nb.client.cells
+                 else "a new cell")
+        who = s["author"].get("display_name") or s["author"].get("username")
+        lines.append(f"pending suggestion {s['id']} by {who} for {where}: {s['insert'][:80]!r}")
+    lines.extend(f"suggestion {sid} was {what}" for sid, what in nb.resolved.items())
+    return lines
 
 
 async def serve(agent: Agent) -> None:

@@ -46,6 +46,14 @@ ACTIONS: dict[str, Role] = {
     "heartbeat": Role.VIEWER,
     "pull": Role.VIEWER,
     "history": Role.VIEWER,
+    "cell_history": Role.VIEWER,
+    "blame": Role.VIEWER,
+    # Suggesting needs an editor (a viewer may not add to the shared notebook at all);
+    # `marimo-collab mcp --suggest` is an editor that only suggests.
+    "suggest": Role.EDITOR,
+    "accept_suggestion": Role.EDITOR,
+    "reject_suggestion": Role.EDITOR,
+    "restore_notebook": Role.EDITOR,
     "change": Role.EDITOR,
     "cells": Role.EDITOR,
     "save": Role.EDITOR,

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--role", choices=("viewer", "editor", "runner"), default="runner",
                      help="the most the agent may do; the token's role still caps it"
                           " (default %(default)s)")
+    mcp.add_argument("--suggest", action="store_true",
+                     help="edits and new cells become suggestions that change nothing until"
+                          " an editor accepts them (needs the editor role)")
     mcp.add_argument("--type-delay", type=float, default=15, metavar="MS",
                      help="milliseconds between typed words, so people can follow"
                           " (0: each edit at once; default %(default)s)")
@@ -224,7 +227,7 @@ def _mcp(args: argparse.Namespace, token: str | None) -> int:
     from ..auth.roles import Role
 
     agent = Agent(args.server, token, Role.parse(args.role), max(args.type_delay, 0) / 1000,
-                  args.notebook)
+                  args.notebook, suggest=args.suggest)
     try:
         asyncio.run(serve(agent))
     except KeyboardInterrupt:

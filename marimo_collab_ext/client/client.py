@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..ot import ChangeSet, Update
 from ..ot.peer import PeerDocument
+from ..persistence.text_diff import diff_specs
 
 
 class CollabError(Exception):
@@ -289,6 +290,42 @@ class CollabClient:
     async def set_ui_value(self, object_id: str, value) -> dict:
         return await self.request({"type": "set_ui_value", "object_id": object_id,
                                    "value": value})
+
+    # ---- history and suggestions (docs/protocol.md) ----------------------------------------
+
+    async def cell_history(self, cell_id: str, version: int | None = None) -> dict:
+        """A cell's versions with author, time and diff; with `version`, also its `code`."""
+        message = {"type": "cell_history", "cell_id": cell_id}
+        if version is not None:
+            message["version"] = version
+        return await self.request(message)
+
+    async def blame(self, cell_id: str) -> list[dict | None]:
+        """Who last wrote each line of a cell (None: before the kept history)."""
+        return (await self.request({"type": "blame", "cell_id": cell_id}))["lines"]
+
+    async def restore_cell(self, cell_id: str, version: int) -> None:
+        """Make a cell's text what it was at `version`: an edit of ours, like any other."""
+        code = (await self.cell_history(cell_id, version))["code"]
+        specs = diff_specs(self.text(cell_id), code)
+        if specs:
+            self.edit(cell_id, specs)
+            await self.flush()
+
+    async def restore_notebook(self, at: float) -> dict:
+        return await self.request({"type": "restore_notebook", "at": at})
+
+    async def suggest(self, cell_id: str, start: int, end: int, text: str) -> dict:
+        """Suggest replacing UTF-16 [start, end) of the cell's confirmed text with `text`."""
+        return (await self.request({
+            "type": "suggest", "cell_id": cell_id, "version": self.cells[cell_id].doc.version,
+            "from": start, "to": end, "insert": text}))["suggestion"]
+
+    async def accept_suggestion(self, suggestion_id: str) -> dict:
+        return await self.request({"type": "accept_suggestion", "suggestion_id": suggestion_id})
+
+    async def reject_suggestion(self, suggestion_id: str) -> dict:
+        return await self.request({"type": "reject_suggestion", "suggestion_id": suggestion_id})
 
     async def cursor(self, cell_id: str, anchor: int, head: int | None = None) -> None:
         await self.send({"type": "cursor", "document_id": cell_id,

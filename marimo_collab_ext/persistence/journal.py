@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "Authorship",
+    "EditRecord",
     "Journal",
     "JournalEntry",
     "JournalState",
@@ -52,6 +53,20 @@ CREATE TABLE IF NOT EXISTS authorship (
     size INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS authorship_cell ON authorship (cell_id, version);
+CREATE TABLE IF NOT EXISTS edits (
+    id INTEGER PRIMARY KEY,
+    version_after INTEGER NOT NULL,
+    undo TEXT NOT NULL,
+    suggested_by TEXT,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS structure_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch TEXT NOT NULL,
+    at REAL NOT NULL,
+    before TEXT NOT NULL,
+    bytes INTEGER NOT NULL
+);
 """
 
 
@@ -94,6 +109,8 @@ class PendingEntry:
     cell_id: str | None = None
     version: int | None = None
     size: int = 0
+    edit: dict[str, Any] | None = None  # version_after, undo, suggested_by (cell history)
+    structure: dict[str, Any] | None = None  # the structure before a `cells` batch
 
 
 @dataclass(frozen=True)
@@ -111,16 +128,33 @@ class Authorship:
     size: int
 
 
+@dataclass(frozen=True)
+class EditRecord:
+    """An authorship record with what the edit did: `undo` turns the cell's text at
+    `version_after` back into its text at `version` (ChangeSet JSON; None once the
+    history budget dropped it)."""
+
+    version: int
+    version_after: int | None
+    username: str | None
+    at: float
+    undo: list | None
+    suggested_by: str | None
+
+
 class Journal:
     """The crash journal of one room (one notebook), stored in one SQLite file.
 
     Thread-safe; each call is one transaction, committed before it returns.
     """
 
-    def __init__(self, path: Path, room_key: str, fsync: bool) -> None:
+    def __init__(self, path: Path, room_key: str, fsync: bool, edit_budget: int = 0) -> None:
         self.path = path
         self.room_key = room_key
         self._fsync = fsync
+        self.edit_budget = edit_budget  # bytes of kept edits (cell history); 0: keep none
+        # their current totals per table, read on first use
+        self._kept_bytes: dict[str, int] = {}
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # Entries, and bytes of their payloads, since the last snapshot: what a restart
@@ -130,14 +164,15 @@ class Journal:
         self._connect()
 
     @classmethod
-    def open(cls, directory: Path, room_key: str, *, fsync: bool = False) -> Journal:
+    def open(cls, directory: Path, room_key: str, *, fsync: bool = False,
+             edit_budget: int = 0) -> Journal:
         """Open (creating if needed) the journal of `room_key` in `directory`.
 
         fsync=False survives a kill of the process; fsync=True also a power loss.
         """
         directory = Path(directory)
         cls.prepare_directory(directory)
-        return cls(directory / journal_filename(room_key), room_key, fsync)
+        return cls(directory / journal_filename(room_key), room_key, fsync, edit_budget)
 
     @staticmethod
     def prepare_directory(directory: Path) -> None:
@@ -205,12 +240,16 @@ class Journal:
         cell_id: str | None = None,
         version: int | None = None,
         size: int = 0,
+        edit: dict[str, Any] | None = None,
+        structure: dict[str, Any] | None = None,
     ) -> int:
         """Journal one entry; it is durable when this returns its sequence number.
 
-        With `cell_id` and `version` the update's authorship is recorded too.
+        With `cell_id` and `version` the update's authorship is recorded too, and with
+        `edit` what it did, for the cell's history, and with `structure` the notebook's
+        structure before a `cells` batch (each within `edit_budget` bytes).
         """
-        pending = PendingEntry(kind, payload, username, cell_id, version, size)
+        pending = PendingEntry(kind, payload, username, cell_id, version, size, edit, structure)
         return self.append_many([pending])[0]
 
     def append_many(self, pending: Iterable[PendingEntry]) -> list[int]:
@@ -229,15 +268,55 @@ class Journal:
                     (p.kind, data, p.username, now),
                 )
                 seqs.append(int(cursor.lastrowid or 0))
+                if p.structure is not None and self.edit_budget > 0:
+                    before = _dumps(p.structure)
+                    conn.execute("INSERT INTO structure_log (epoch, at, before, bytes)"
+                                 " VALUES (?, ?, ?, ?)", (epoch, now, before, len(before)))
+                    self._prune(conn, "structure_log", len(before))
                 if p.cell_id is not None and p.version is not None:
-                    conn.execute(
+                    cursor = conn.execute(
                         "INSERT INTO authorship (epoch, cell_id, version, username, at, size)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         (epoch, p.cell_id, p.version, p.username, now, p.size),
                     )
+                    if p.edit is not None and self.edit_budget > 0:
+                        self._keep_edit(conn, int(cursor.lastrowid or 0), p.edit)
         self.pending_entries += len(rows)
         self.pending_bytes += sum(len(data) for _, data in rows)
         return seqs
+
+    def _keep_edit(self, conn: sqlite3.Connection, row: int, edit: dict[str, Any]) -> None:
+        undo = _dumps(edit["undo"])
+        conn.execute(
+            "INSERT INTO edits (id, version_after, undo, suggested_by, bytes)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row, edit["version_after"], undo, edit.get("suggested_by"), len(undo)))
+        self._prune(conn, "edits", len(undo))
+
+    def _prune(self, conn: sqlite3.Connection, table: str, added: int) -> None:
+        """Count `added` bytes into `table`; over budget, drop its oldest rows down to three
+        quarters of it (so this is not done per edit). `structure_log` notes what it dropped."""
+        total = self._kept_bytes.get(table)
+        if total is None:
+            total = conn.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM {table}").fetchone()[0]
+        else:
+            total += added
+        self._kept_bytes[table] = total
+        if total <= self.edit_budget:
+            return
+        excess, cut = total - self.edit_budget * 3 // 4, None
+        for rowid, nbytes in conn.execute(f"SELECT id, bytes FROM {table} ORDER BY id"):
+            excess -= nbytes
+            total -= nbytes
+            cut = rowid
+            if excess <= 0:
+                break
+        if table == "structure_log":
+            dropped = conn.execute("SELECT MAX(at) FROM structure_log WHERE id <= ?",
+                                   (cut,)).fetchone()[0]
+            _set_meta(conn, structure_gone_until=repr(dropped))
+        conn.execute(f"DELETE FROM {table} WHERE id <= ?", (cut,))
+        self._kept_bytes[table] = total
 
     def checkpoint(self, snapshot: dict[str, Any], upto: int | None = None) -> None:
         """Store `snapshot` (e.g. after a save) and drop the entries it covers.
@@ -284,6 +363,36 @@ class Journal:
         with self._locked() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [Authorship(*row) for row in reversed(rows)]
+
+    def edits(self, cell_id: str, epoch: str, limit: int | None,
+              after: float | None = None) -> list[EditRecord]:
+        """A cell's newest `limit` authorship records with what each did, newest first;
+        only those made after the time `after`, if given."""
+        sql = ("SELECT a.version, e.version_after, a.username, a.at, e.undo, e.suggested_by"
+               " FROM authorship a LEFT JOIN edits e ON e.id = a.id"
+               " WHERE a.cell_id = ? AND a.epoch = ?")
+        args: list[Any] = [cell_id, epoch]
+        if after is not None:
+            sql += " AND a.at > ?"
+            args.append(after)
+        sql += " ORDER BY a.id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._locked() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [EditRecord(v, after, user, at, json.loads(undo) if undo else None, by)
+                for v, after, user, at, undo, by in rows]
+
+    def structures_after(self, epoch: str, at: float) -> tuple[list[dict[str, Any]], bool]:
+        """The structures before each `cells` batch made after the time `at`, oldest first,
+        and whether that is all of them (False: older ones were dropped past `at`)."""
+        with self._locked() as conn:
+            rows = conn.execute("SELECT before FROM structure_log WHERE epoch = ? AND at > ?"
+                                " ORDER BY id", (epoch, at)).fetchall()
+            gone = conn.execute("SELECT value FROM meta WHERE key = 'structure_gone_until'"
+                                ).fetchone()
+        complete = gone is None or gone[0] == "None" or float(gone[0]) <= at
+        return [json.loads(row[0]) for row in rows], complete
 
     def close(self) -> None:
         """Close the file; the journal stays on disk for the next start.
@@ -370,6 +479,7 @@ class Journal:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._kept_bytes.clear()  # recount: kept history may have been rolled back
                 raise
             conn.execute("COMMIT")
 

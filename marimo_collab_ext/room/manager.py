@@ -206,7 +206,8 @@ class RoomManager:
             keys.append(str(Path(self.root_dir) / os.path.relpath(
                 key, os.path.realpath(self.root_dir))))
         chosen = next((k for k in keys if (directory / journal_filename(k)).exists()), key)
-        return Journal.open(directory, chosen, fsync=self.config.journal_fsync)
+        return Journal.open(directory, chosen, fsync=self.config.journal_fsync,
+                            edit_budget=self.config.history_bytes)
 
     def _on_room_event(self, path: str, event: str) -> None:
         room = self.rooms.get(path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..cell_config import clean_config
 from ..ot import ChangeSet, Update
-from ..ot.text import utf16_len
+from ..ot.text import utf16_len, utf16_slice
 from ..persistence.journal import Journal, is_disk_full, journal_problem
 from ..persistence.notebook_file import (
     CellData,
@@ -22,10 +22,13 @@ from ..persistence.notebook_file import (
     parse_notebook,
     saved_codes,
 )
+from ..persistence.text_diff import diff_changes
 from .authority import CellAuthority
-from .errors import BadRequest, Internal, ProtocolError, TooLarge, UnknownCell
+from .cell_history import blame, history_window
+from .errors import BadRequest, Internal, ProtocolError, Stale, TooLarge, UnknownCell
 from .presence import Peer, Presence
-from .structure import CellMeta, NotebookStructure, new_cell_id
+from .structure import CellMeta, NotebookStructure, check_name, new_cell_id
+from .suggestions import Suggestion, Suggestions, map_range
 from .wire import SERVER_CLIENT_ID, parse_updates, updates_from_json, updates_to_json
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class Room:
         self.structure = NotebookStructure([])
         self.authorities: dict[str, CellAuthority] = {}
         self.presence = Presence()
+        self.suggestions = Suggestions()
         self.listeners: list = []  # callables(event: str) for saving / kernel / manager hooks
         self.saver = self.watcher = self.kernel = None  # attached by the RoomManager
         self.broken: str | None = None
@@ -116,13 +120,17 @@ class Room:
             self.authorities[cell["id"]] = self._new_authority(cell["code"], cell["version"])
             cells.append((cell["id"], CellMeta(cell["name"], _clean(cell["config"]))))
         self.structure = NotebookStructure(cells, snap["structure_version"])
+        for data in snap.get("suggestions", []):
+            self.suggestions.add(Suggestion.from_json(data))
         for entry in state.entries:
             payload = entry.payload
             if entry.kind == "push":
                 authority = self.authorities[payload["cell_id"]]
                 self._stamp += 1
-                authority.push(payload["version"], updates_from_json(payload["updates"]),
-                               self._stamp)
+                result = authority.push(payload["version"], updates_from_json(payload["updates"]),
+                                        self._stamp)
+                if result.accepted:
+                    self.suggestions.map_through(payload["cell_id"], _composed(result.accepted))
             elif entry.kind == "cells":
                 ops = [{**op, "config": _clean(op["config"])} if "config" in op else op
                        for op in payload["ops"]]
@@ -130,6 +138,10 @@ class Room:
                 self._apply_created_deleted(created, deleted)
             elif entry.kind == "saving":
                 self.pending_save = payload
+            elif entry.kind == "suggestion" and payload["op"] == "create":
+                self.suggestions.add(Suggestion.from_json(payload["suggestion"]))
+            elif entry.kind == "suggestion":
+                self.suggestions.pop(payload["id"])
         self._recount()
         self._bound_history()
 
@@ -149,6 +161,7 @@ class Room:
             "saved_base": [{"id": cid, "code": c.code, "name": c.name, "config": c.config}
                            for cid, c in self.saved_base],
             "pending_save": self.pending_save,
+            "suggestions": [s.to_json() for s in self.suggestions.pending.values()],
         }
 
     def _mark_saved(self, text: str) -> None:
@@ -272,19 +285,24 @@ class Room:
         length = self._length_at(authority, version)
         updates = parse_updates(raw_updates, length)
         if updates:
-            growth = updates[-1].changes.new_length - length + authority.length - length
-            if authority.length + max(growth, 0) > self.settings.max_cell_units:
-                raise TooLarge(f"a cell may hold at most {self.settings.max_cell_units} units")
-            if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
-                raise TooLarge(
-                    f"a notebook may hold at most {self.settings.max_notebook_units} units")
+            self._check_growth(authority, updates[-1].changes.new_length - length
+                               + authority.length - length)
         return self.accept_push(cell_id, authority, version, updates, peer.user.get("username"),
                                 peer.peer_id)
 
+    def _check_growth(self, authority: CellAuthority, growth: int) -> None:
+        if authority.length + max(growth, 0) > self.settings.max_cell_units:
+            raise TooLarge(f"a cell may hold at most {self.settings.max_cell_units} units")
+        if self.total_units + max(growth, 0) > self.settings.max_notebook_units:
+            raise TooLarge(
+                f"a notebook may hold at most {self.settings.max_notebook_units} units")
+
     def accept_push(self, cell_id: str, authority: CellAuthority, version: int,
-                    updates: list[Update], username: str | None, peer_id: str) -> int:
+                    updates: list[Update], username: str | None, peer_id: str,
+                    suggested_by: str | None = None) -> int:
         """Apply through the authority; journal; broadcast before the sender's `ok`."""
-        before, history_before = authority.length, authority.history_units
+        before, doc_before = authority.length, authority.doc
+        history_before = authority.history_units
         self._stamp += 1
         result = authority.push(version, updates, self._stamp)
         self.history_units += authority.history_units - history_before
@@ -292,13 +310,19 @@ class Room:
         if result.accepted:
             payload = {"cell_id": cell_id, "version": result.version_before,
                        "updates": updates_to_json(result.accepted)}
+            changes = _composed(result.accepted)
+            # what the cell history needs to step back from this push (protocol "History")
+            edit = {"version_after": result.version_after, "suggested_by": suggested_by,
+                    "undo": changes.invert(doc_before).to_json()}
             self._journal("push", payload, username, cell_id=cell_id,
                           version=result.version_before,
-                          size=sum(u.changes.new_length for u in result.accepted))
+                          size=sum(u.changes.new_length for u in result.accepted), edit=edit)
             self.total_units += authority.length - before
             self.broadcast({"type": "change", "document_id": cell_id,
                             "version": result.version_before, "updates": payload["updates"],
                             "peer_id": peer_id})
+            for outdated in self.suggestions.map_through(cell_id, changes):
+                self._suggestion_event("outdated", outdated, peer_id)
             self._notify("edited")
         return authority.version
 
@@ -327,15 +351,115 @@ class Room:
                 since = float(since)  # SQLite takes no integer beyond 64 bits
             except (TypeError, OverflowError):
                 raise BadRequest("`since` must be a Unix time in seconds") from None
-        most = self.settings.history_limit
-        if limit is None:
-            limit = most
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BadRequest("`limit` must be a positive integer")
         records = self.journal.authorship(cell_id, epoch=self.epoch, since=since,
-                                          limit=min(limit, most))
+                                          limit=self._history_limit(limit))
         return [{"cell_id": r.cell_id, "version": r.version, "username": r.username, "at": r.at}
                 for r in records]
+
+    async def cell_history(self, cell_id: object, limit: object, version: object) -> dict:
+        """`cell_history`: a live cell's versions within the kept window, newest `limit`,
+        oldest first, each with who, when and a diff; with `version`, that version's code."""
+        authority = self.authority(cell_id)
+        limit = self._history_limit(limit)
+        if version is not None:
+            version = self._check_version(version)
+            if version > authority.version:
+                raise BadRequest(f"version {version} is ahead of the cell's ({authority.version})")
+        records = self.journal.edits(cell_id, self.epoch, limit)
+        # stepping back a big cell's pushes takes a while: not on the loop every room shares
+        answer = await asyncio.to_thread(history_window, authority.doc, authority.version,
+                                         records, self.settings.max_message_bytes // 2,
+                                         version)
+        if version is not None and "code" not in answer:
+            raise Stale(f"version {version} is outside the kept history"
+                        f" (from {answer['oldest_version']})", gone=True)
+        return {"cell_id": cell_id, **answer}
+
+    async def blame(self, cell_id: object) -> dict:
+        """`blame`: who last wrote each line of a live cell (null: before the kept history)."""
+        authority = self.authority(cell_id)
+        records = self.journal.edits(cell_id, self.epoch, self.settings.history_limit)
+        version = authority.version
+        owners = await asyncio.to_thread(blame, authority.doc, version, records)
+        return {"cell_id": cell_id, "version": version,
+                "lines": [{"username": r.username, "at": r.at, "version": r.version,
+                           "suggested_by": r.suggested_by} if r else None for r in owners]}
+
+    async def restore_notebook(self, peer: Peer, at: object) -> dict:
+        """`restore_notebook`: make the notebook what it was at the time `at`, as the
+        peer's own edits: one `cells` batch, then a change per cell whose text differs."""
+        try:
+            if isinstance(at, bool) or not isinstance(at, (int, float)):
+                raise TypeError
+            at = float(at)
+        except (TypeError, OverflowError):
+            raise BadRequest("`at` must be a Unix time in seconds") from None
+        structures, complete = self.journal.structures_after(self.epoch, at)
+        if not complete:
+            raise Stale("the notebook's structure at that time is no longer kept", gone=True)
+        deleted: dict[str, dict] = {}
+        for entry in structures:
+            deleted.update(entry["deleted"])
+        if structures:
+            order = structures[0]["order"]
+            meta = {c: CellMeta(n, dict(cfg)) for c, (n, cfg) in structures[0]["meta"].items()}
+        else:
+            order, meta = list(self.structure.order), dict(self.structure.meta)
+        chains = {}
+        for cell_id in order:
+            live = self.authorities.get(cell_id)
+            doc, version = ((live.doc, live.version) if live is not None else
+                            (deleted[cell_id]["code"], deleted[cell_id]["version"]))
+            chains[cell_id] = (doc, version, self.journal.edits(cell_id, self.epoch, None,
+                                                                after=at))
+        codes = await asyncio.to_thread(_texts_at, chains)  # big cells take a while
+        gone = [cell_id for cell_id, code in codes.items() if code is None]
+        if gone:
+            raise Stale(f"the text of cell {gone[0]} at that time is no longer kept", gone=True)
+        # the notebook as it is now (edits may have arrived meanwhile) -> as it was
+        ops: list[dict] = [{"op": "delete", "cell_id": c} for c in self.structure.order
+                           if c not in meta]
+        previous, placed = None, [c for c in self.structure.order if c in meta]
+        for index, cell_id in enumerate(order):
+            if cell_id in self.authorities:
+                if index >= len(placed) or placed[index] != cell_id:
+                    ops.append({"op": "move", "cell_id": cell_id, "after": previous})
+                    placed.remove(cell_id)
+                    placed.insert(index, cell_id)
+                now = self.structure.meta[cell_id]
+                if now.name != meta[cell_id].name:
+                    ops.append({"op": "rename", "cell_id": cell_id, "name": meta[cell_id].name})
+                if now.config != meta[cell_id].config:
+                    ops.append({"op": "config", "cell_id": cell_id,
+                                "config": meta[cell_id].config})
+            else:  # deleted since: back under a new id (ids are never reused)
+                new_id = new_cell_id(set(self.authorities) | set(deleted))
+                ops.append({"op": "create", "cell_id": new_id, "after": previous,
+                            "code": codes.pop(cell_id), "name": meta[cell_id].name,
+                            "config": meta[cell_id].config})
+                placed.insert(index, new_id)
+                cell_id = new_id
+            previous = cell_id
+        for start in range(0, len(ops), 1000):  # a `cells` batch holds at most 1,000 ops
+            self.cells(peer, ops[start:start + 1000])
+        client_id = f"restore-{uuid.uuid4().hex[:12]}"
+        for cell_id, code in codes.items():
+            authority = self.authorities[cell_id]
+            if authority.doc != code:
+                changes = diff_changes(authority.doc, code)
+                self._check_growth(authority, changes.new_length - changes.length)
+                self.accept_push(cell_id, authority, authority.version,
+                                 [Update(changes, client_id)], peer.user.get("username"),
+                                 peer.peer_id)
+        return {"structure_version": self.structure.version}
+
+    def _history_limit(self, limit: object) -> int:
+        most = self.settings.history_limit
+        if limit is None:
+            return most
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadRequest("`limit` must be a positive integer")
+        return min(limit, most)
 
     @staticmethod
     def _pull_entries(authority: CellAuthority, version: int) -> list[dict]:
@@ -368,21 +492,125 @@ class Room:
         ):
             self.structure.order, self.structure.meta, self.structure.version = before
             raise TooLarge("the new cells exceed the cell or notebook size limit")
-        self._apply_created_deleted(created, deleted)
+        # the structure before, and deleted cells' last text: for restoring the notebook
+        log = {"order": before[0], "meta": {c: [m.name, m.config] for c, m in before[1].items()},
+               "deleted": {c: {"code": self.authorities[c].doc,
+                               "version": self.authorities[c].version} for c in deleted}}
+        outdated = self._apply_created_deleted(created, deleted)
         username = peer.user.get("username") if peer else None
-        self._journal("cells", {"ops": applied}, username)
+        self._journal("cells", {"ops": applied}, username, structure=log)
         self.presence.forget_cursors_in(deleted)
+        actor = peer.peer_id if peer else SERVER_CLIENT_ID
         self.broadcast({"type": "cells", "structure_version": self.structure.version,
-                        "ops": applied, "peer_id": peer.peer_id if peer else SERVER_CLIENT_ID})
+                        "ops": applied, "peer_id": actor})
+        for suggestion in outdated:
+            self._suggestion_event("outdated", suggestion, actor)
         self._notify("structure")
         return self.structure.version, [c.cell_id for c in created]
 
-    def _apply_created_deleted(self, created, deleted) -> None:
+    def _apply_created_deleted(self, created, deleted) -> list[Suggestion]:
         for cell in created:
             self.authorities[cell.cell_id] = self._new_authority(normalize_newlines(cell.code))
         for cell_id in deleted:
             self.authorities.pop(cell_id, None)
         self._recount()
+        return self.suggestions.drop_cells(deleted)
+
+    # ---- suggestions (protocol "Suggestions") ------------------------------------------------
+
+    def suggest(self, peer: Peer, message: dict) -> dict:
+        """A `suggest` request: store a proposed edit or cell for an editor to accept."""
+        if len(self.suggestions) >= self.settings.max_suggestions:
+            raise TooLarge(f"a notebook holds at most {self.settings.max_suggestions} pending"
+                           " suggestions; accept or reject some first")
+        insert = message.get("insert")
+        if not isinstance(insert, str):
+            raise BadRequest("`insert` must be a string")
+        insert = normalize_newlines(insert)
+        units = utf16_len(insert)
+        if units > self.settings.max_suggestion_units:
+            raise TooLarge(f"a suggestion may hold at most {self.settings.max_suggestion_units}"
+                           " units")
+        user = peer.user
+        author = {"peer_id": peer.peer_id, "username": user.get("username"),
+                  "display_name": user.get("display_name"), "agent": bool(user.get("agent"))}
+        suggestion = Suggestion(self.suggestions.new_id(), "edit", insert, author, time.time(),
+                                units=units)
+        kind = message.get("kind", "edit")
+        if kind == "cell":
+            after = message.get("after")
+            if after is not None and after not in self.structure:
+                raise UnknownCell(f"no cell {after}", cell_id=after)
+            name = check_name(message.get("name", "_"))
+            suggestion.kind, suggestion.after, suggestion.name = "cell", after, name
+        elif kind == "edit":
+            cell_id = message.get("cell_id")
+            authority = self.authority(cell_id)
+            version = self._check_version(message.get("version"))
+            start, end = message.get("from"), message.get("to", message.get("from"))
+            for value in (start, end):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise BadRequest("`from` and `to` must be integers ≥ 0")
+            if not start <= end <= self._length_at(authority, version):
+                raise BadRequest("the range must satisfy from ≤ to ≤ the cell's length")
+            moved = (start, end)
+            for push in authority.since(version):  # made at an older version: bring it here
+                moved = suggestion_range(push, moved)
+                if moved is None:
+                    raise Stale("the text this suggestion replaces changed meanwhile")
+            if start == end and not insert:
+                raise BadRequest("a suggestion must change something")
+            suggestion.cell_id, (suggestion.start, suggestion.end) = cell_id, moved
+            suggestion.replaced = utf16_slice(authority.doc, *moved)
+        else:
+            raise BadRequest("`kind` must be edit or cell")
+        self._journal("suggestion", {"op": "create", "suggestion": suggestion.to_json()},
+                      user.get("username"))
+        self.suggestions.add(suggestion)
+        self._suggestion_event("created", suggestion, peer.peer_id)
+        return suggestion.to_wire()
+
+    def resolve_suggestion(self, peer: Peer, sid: object, accept: bool) -> dict:
+        """`accept_suggestion` / `reject_suggestion`: accepting is an edit by the accepter."""
+        if not isinstance(sid, str):
+            raise BadRequest("`suggestion_id` must be a string")
+        suggestion = self.suggestions.pending.get(sid)
+        if suggestion is None:
+            raise BadRequest(f"no pending suggestion {sid} (accepted, rejected or outdated)",
+                             suggestion_gone=True)
+        answer: dict = {}
+        if accept:
+            answer = self._apply_suggestion(peer, suggestion)
+        self.suggestions.pop(sid)
+        self._journal("suggestion", {"op": "resolve", "id": sid}, peer.user.get("username"))
+        self._suggestion_event("accepted" if accept else "rejected", suggestion, peer.peer_id)
+        return answer
+
+    def _apply_suggestion(self, peer: Peer, suggestion: Suggestion) -> dict:
+        if suggestion.kind == "cell":
+            version, created = self.cells(peer, [{
+                "op": "create", "after": suggestion.after, "code": suggestion.insert,
+                "name": suggestion.name, "config": {}}])
+            return {"structure_version": version, "cell_ids": created}
+        authority = self.authorities[suggestion.cell_id]
+        changes = ChangeSet.of([{"from": suggestion.start, "to": suggestion.end,
+                                 "insert": suggestion.insert}], authority.length)
+        self._check_growth(authority, changes.new_length - changes.length)
+        # accept_push must not see it pending: its own change would outdate it
+        self.suggestions.pop(suggestion.id)
+        try:
+            version = self.accept_push(
+                suggestion.cell_id, authority, authority.version,
+                [Update(changes, f"suggestion-{suggestion.id}")], peer.user.get("username"),
+                peer.peer_id, suggested_by=suggestion.author.get("username"))
+        except Exception:
+            self.suggestions.add(suggestion)
+            raise
+        return {"cell_id": suggestion.cell_id, "version": version}
+
+    def _suggestion_event(self, event: str, suggestion: Suggestion, peer_id: str) -> None:
+        self.broadcast({"type": "suggestion", "event": event,
+                        "suggestion": suggestion.to_wire(), "peer_id": peer_id})
 
     # ---- presence messages --------------------------------------------------------------
 
@@ -518,6 +746,42 @@ def _meta_units(meta: CellMeta) -> int:
 
 def _clean(config: dict) -> dict:
     return clean_config(config)[0]
+
+
+def _texts_at(chains: dict[str, tuple]) -> dict[str, str | None]:
+    """Per cell (text, version, its records since a time, newest first): its text at that
+    time, or None when the kept history does not reach it. The undos are composed, then
+    applied once: linear in their size, not in the pushes times the cell's size."""
+    texts: dict[str, str | None] = {}
+    for cell_id, (doc, version, records) in chains.items():
+        total, length = None, utf16_len(doc)
+        for record in records:
+            undo = ChangeSet.from_json(record.undo) if record.undo is not None else None
+            if undo is None or record.version_after != version or undo.length != length:
+                break
+            total = undo if total is None else total.compose(undo)
+            length, version = undo.new_length, record.version
+        else:
+            texts[cell_id] = total.apply(doc) if total is not None else doc
+            continue
+        texts[cell_id] = None
+    return texts
+
+
+def _composed(updates: list[Update]) -> ChangeSet:
+    changes = updates[0].changes
+    for update in updates[1:]:
+        changes = changes.compose(update.changes)
+    return changes
+
+
+def suggestion_range(push, span: tuple[int, int]) -> tuple[int, int] | None:
+    """A range moved over one accepted push (None: the push touched the text in it)."""
+    for update in push.updates:
+        span = map_range(update.changes, *span)
+        if span is None:
+            return None
+    return span
 
 
 def _offset_of(doc: str, line: object, column: object) -> int:

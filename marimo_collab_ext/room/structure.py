@@ -39,7 +39,7 @@ def new_cell_id(taken: set[str] | dict) -> str:
             return cell_id
 
 
-def _check_name(name: object) -> str:
+def check_name(name: object) -> str:
     if not isinstance(name, str) or not (
         name == "_" or (name.isidentifier() and not keyword.iskeyword(name))
     ):
@@ -102,7 +102,7 @@ class NotebookStructure:
                 code = op.get("code", "")
                 if not isinstance(code, str):
                     raise BadRequest("`code` must be a string")
-                name = _check_name(op.get("name", "_"))
+                name = check_name(op.get("name", "_"))
                 config = _check_config(op.get("config", {}))
                 index = self._insert_index(order, op.get("after"))
                 if len(order) >= max_cells:
@@ -127,7 +127,7 @@ class NotebookStructure:
                 applied.append({"op": "move", "cell_id": cell_id, "after": op.get("after")})
             elif kind == "rename":
                 cell_id = self._existing(meta, op)
-                meta[cell_id].name = _check_name(op.get("name"))
+                meta[cell_id].name = check_name(op.get("name"))
                 applied.append({"op": "rename", "cell_id": cell_id, "name": meta[cell_id].name})
             elif kind == "config":
                 cell_id = self._existing(meta, op)
