@@ -41,6 +41,31 @@ def jp_server_config(journal_dir: Path, collab_settings: dict, request):
 
 
 @pytest.fixture
+def as_user(server, notebook, jp_asyncio_loop):
+    """Factory: `await as_user("rita")` joins the example notebook as that person
+    (`people` mark: tests/identities.py)."""
+    clients: list[CollabClient] = []
+
+    async def _as(username: str) -> CollabClient:
+        client = await CollabClient.connect(server["url"], notebook, token=f"{username}-token")
+        clients.append(client)
+        return client
+    yield _as
+    for client in clients:
+        jp_asyncio_loop.run_until_complete(client.close())
+
+
+@pytest.fixture
+def server_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """(root, journal dir) for a subprocess server (tests/servers.py), the example inside."""
+    root, journal = tmp_path / "root", tmp_path / "journal"
+    root.mkdir()
+    journal.mkdir()
+    shutil.copy(EXAMPLE, root / "demo.py")
+    return root, journal
+
+
+@pytest.fixture
 def notebook(jp_root_dir: Path) -> str:
     """The example notebook copied into the server root; its path relative to the root."""
     shutil.copy(EXAMPLE, jp_root_dir / "demo.py")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import pytest
 
 from marimo_collab_ext.client import CollabClient
 
@@ -14,13 +11,6 @@ from .servers import ServerProcess
 EXAMPLE = Path(__file__).parent.parent / "examples" / "demo.py"
 
 
-@pytest.fixture
-def server_dirs(tmp_path: Path):
-    root, journal = tmp_path / "root", tmp_path / "journal"
-    root.mkdir()
-    journal.mkdir()
-    shutil.copy(EXAMPLE, root / "demo.py")
-    return root, journal
 
 
 async def test_acknowledged_edits_survive_kill_9(server_dirs):

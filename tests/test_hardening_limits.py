@@ -24,13 +24,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "demo.py"
 MB = 1024 * 1024
 
 
-@pytest.fixture
-def server_dirs(tmp_path: Path):
-    root, journal = tmp_path / "root", tmp_path / "journal"
-    root.mkdir()
-    journal.mkdir()
-    shutil.copy(EXAMPLE, root / "demo.py")
-    return root, journal
 
 
 def rss(server: ServerProcess) -> int:

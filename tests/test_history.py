@@ -11,18 +11,6 @@ from marimo_collab_ext.client import CollabClient, CollabError
 pytestmark = pytest.mark.people  # tokens name people (tests/identities.py)
 
 
-@pytest.fixture
-def as_user(server, notebook, jp_asyncio_loop):
-    clients: list[CollabClient] = []
-
-    async def _as(username: str) -> CollabClient:
-        client = await CollabClient.connect(server["url"], notebook, token=f"{username}-token")
-        clients.append(client)
-        return client
-    yield _as
-    for client in clients:
-        jp_asyncio_loop.run_until_complete(client.close())
-
 
 async def history(client: CollabClient, **fields) -> list[dict]:
     return (await client.request({"type": "history", **fields}))["history"]
