@@ -251,3 +251,32 @@ async def test_a_save_merges_a_change_the_poll_has_not_seen(connect, jp_root_dir
     text = (jp_root_dir / "demo.py").read_text()
     assert "external_marker_1 = 1" in text and "# typed\n" in text
     assert any(a.text(cid) == "external_marker_1 = 1" for cid in a.order)
+
+
+@pytest.mark.parametrize("collab_settings", [{"autosave_delay": 3600, "autosave_max_delay": 3600,
+                                              "disk_poll_interval": 0.2}])
+async def test_a_program_writing_back_a_copy_read_before_a_save_loses_no_typed_edit(
+        connect, jp_root_dir):
+    # An editor buffer or a script read the file, the session saved edits, then the program
+    # writes its copy back with a change of its own: the edits saved in between must stay.
+    client = await connect()
+    cell = client.order[1]
+    client.edit(cell, {"from": 0, "insert": "# typed before the program read\n"})
+    await client.flush()
+    await client.save()
+    stale = (jp_root_dir / "demo.py").read_text()
+    client.edit(cell, {"from": 0, "insert": "# typed while the program held its copy\n"})
+    await client.flush()
+    await client.save()
+    assert "# typed while the program held its copy" in (jp_root_dir / "demo.py").read_text()
+    written = stale.replace("# typed before the program read\n",
+                            "# typed before the program read\n    # the program's line\n", 1)
+    assert written != stale
+    (jp_root_dir / ".demo.py.tmp").write_text(written)
+    os.replace(jp_root_dir / ".demo.py.tmp", jp_root_dir / "demo.py")
+    await client.next_event(lambda e: e["type"] == "file_status" and e["status"] == "merged")
+    await asyncio.sleep(0.2)  # the merge's own changes reach this client
+    text = client.text(cell)
+    assert "# the program's line" in text
+    assert "# typed while the program held its copy" in text
+    assert "# typed before the program read" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 from ..persistence.disk_merge import LiveCell, plan_external_merge
@@ -122,8 +123,9 @@ def apply_external_merge(room: Room, disk: NotebookData, text: str) -> list[str]
 
     Three-way against what the file last held, so the peers' live edits are kept.
     """
-    base_ids = [cid for cid, _ in room.saved_base]
-    base = [cell for _, cell in room.saved_base]
+    chosen = closest_base([room.saved_base, *reversed(room.earlier_bases)], disk.cells)
+    base_ids = [cid for cid, _ in chosen]
+    base = [cell for _, cell in chosen]
     live = [LiveCell(cid, room.authorities[cid].doc, room.structure.meta[cid].name,
                      dict(room.structure.meta[cid].config)) for cid in room.structure.order]
     taken = set(room.authorities)
@@ -141,3 +143,24 @@ def apply_external_merge(room: Room, disk: NotebookData, text: str) -> list[str]
     if room.is_dirty():
         room.saver.schedule()  # write the merged result (file + live edits) back
     return plan.conflicts
+
+
+def closest_base(candidates: list[list], disk: list) -> list:
+    """The merge base the file most likely came from: the candidate it differs least from.
+
+    A program that read the file before a save and writes it back after (an editor's stale
+    buffer, a script's read-modify-write) started from the file before that save; merged
+    against the newest save, the text typed in between would read as its deletion. An older
+    base at worst re-offers text the session already has, which the merge keeps once. Ties go
+    to the newest (first) candidate.
+    """
+    disk_lines = _lines(cell.code for cell in disk)
+
+    def distance(base: list) -> int:
+        base_lines = _lines(cell.code for _, cell in base)
+        return (base_lines - disk_lines).total() + (disk_lines - base_lines).total()
+    return min(candidates, key=distance)
+
+
+def _lines(codes) -> collections.Counter:
+    return collections.Counter(line for code in codes for line in code.split("\n"))

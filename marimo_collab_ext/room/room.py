@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import heapq
 import json
@@ -66,6 +67,10 @@ class Room:
         self.saved_cells: dict[str, str] = {}
         self.saved_order: list[str] = []
         self.saved_base: list[tuple[str | None, CellData]] = []
+        # What the file held before the last few saves and merges, and a save a killed server
+        # may or may not have written: a program that read the file before a save and writes
+        # it back after started from one of these (disk_watch.closest_base).
+        self.earlier_bases: collections.deque = collections.deque(maxlen=4)
         self.epoch = uuid.uuid4().hex
         self.structure = NotebookStructure([])
         self.authorities: dict[str, CellAuthority] = {}
@@ -142,6 +147,11 @@ class Room:
                 self.suggestions.add(Suggestion.from_json(payload["suggestion"]))
             elif entry.kind == "suggestion":
                 self.suggestions.pop(payload["id"])
+        if self.pending_save is not None:  # killed during that save: written or not, unknown
+            self.earlier_bases.append([
+                (cid, CellData(c["code"], c["name"], _clean(c["config"])))
+                for cid, c in zip(self.pending_save["order"], self.pending_save["cells"],
+                                  strict=True)])
         self._recount()
         self._bound_history()
 
@@ -719,6 +729,7 @@ class Room:
 
         Edits may have arrived since: they stay unsaved.
         """
+        self.earlier_bases.append(self.saved_base)
         self.saved_text, self.saved_order = text, list(order)
         self.saved_cells = {cid: cell.code for cid, cell in zip(order, written.cells, strict=True)}
         in_file = saved_codes(written, text)
@@ -732,6 +743,7 @@ class Room:
 
         A `None` id is a file cell the session had deleted: it stays in the merge base only.
         """
+        self.earlier_bases.append(self.saved_base)
         self.saved_text = text
         self.saved_base = list(zip(disk_ids, disk.cells, strict=True))
         self.saved_order = [cid for cid in disk_ids if cid is not None]
