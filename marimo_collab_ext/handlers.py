@@ -20,7 +20,7 @@ from .auth.identity import IdentityUnavailable, agent_identity, identity_of, ref
 from .auth.recheck import RoleWatcher
 from .auth.roles import Role, RolePolicy, authorize_message, is_owner, resolve_role
 from .room.errors import BadRequest, Internal, ProtocolError, RateLimited
-from .room.flow import OWNER_KEY, Account, TokenBucket
+from .room.flow import OWNER_KEY, Account, Overflow, TokenBucket
 from .room.manager import normalize_path
 from .room.presence import Peer
 from .room.room import Room, encode
@@ -32,6 +32,7 @@ REQUESTS = {"join", "change", "pull", "cells", "heartbeat", "save", "run", "set_
             "reject_suggestion", "restore_notebook"}
 # Close codes of connection budgets (docs/protocol.md, "Close codes").
 TOO_SLOW = 4429
+FLOODING = 1008  # policy violation: far past the rate limit, seconds on end (flow.Overflow)
 # How long a socket closed for an oversized frame keeps reading (and discarding) the rest of
 # it, so the peer gets the 1009 close frame instead of a connection reset.
 OVERSIZE_LINGER = 5.0
@@ -99,6 +100,7 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         super().open(*args, **kwargs)
         self.set_nodelay(True)  # Nagle's algorithm costs tens of ms per edit (DESIGN.md)
         self.bucket = TokenBucket(self.app.rate_limit, self.app.rate_burst)
+        self.overflow = Overflow(self.app.rate_limit)
         self.account: Account = self.app.flow.attach(self.flow_key, self)
         self.role_watcher = RoleWatcher(self, self.fresh_user, self.notebook_path, self.policy,
                                         self.role, on_change=self._role_changed,
@@ -173,6 +175,9 @@ class CollabSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         message_id = None
         try:
             if not self.bucket.take() or not self.account.user.bucket.take():
+                if self.overflow.refuse():
+                    self.close(FLOODING, "rate limit exceeded for seconds on end; slow down")
+                    return
                 raise RateLimited("too many messages; slow down")
             message = self._parse(raw)
             # An unusable id is answered as null (docs/protocol.md), never echoed back.

@@ -167,6 +167,8 @@ def collab_settings(request):
         return {"max_connections_per_user": 3}
     if request.node.name == "test_one_users_sockets_share_one_rate_limit":
         return {"rate_burst": 1000, "user_rate_limit": 0.001, "user_rate_burst": 50}
+    if request.node.name == "test_a_socket_far_past_its_rate_for_seconds_is_closed":
+        return {"rate_limit": 20, "rate_burst": 20}
     return {}
 
 
@@ -281,6 +283,31 @@ async def test_one_users_sockets_share_one_rate_limit(server, notebook):
         await ws.close()
     # (unjoined, the passed ones are `bad_request`: the rate is checked before anything else)
     assert codes.count("rate_limited") == 30, codes
+
+
+async def test_a_socket_far_past_its_rate_for_seconds_is_closed(server, notebook):
+    # Each refusal is answered, and answering costs as much as the request: a flooder that
+    # ignores `rate_limited` is closed (1008) instead of taking the room's CPU for good.
+    from websockets.exceptions import ConnectionClosed
+    url = ws_url(server["url"], notebook)
+    headers = {"Authorization": f"token {server['token']}"}
+    async with ws_connect(url, additional_headers=headers) as ws:
+        async def drain() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    pass
+        reader = asyncio.ensure_future(drain())
+        began, sent = time.monotonic(), 0
+        with pytest.raises(ConnectionClosed):
+            while time.monotonic() - began < 15:  # 10x its rate of 20/s
+                await ws.send(json.dumps({"type": "heartbeat", "id": sent}))
+                sent += 1
+                await asyncio.sleep(0.005)
+        await asyncio.wait_for(reader, 10)
+        assert ws.close_code == 1008, (ws.close_code, ws.close_reason)
+        assert time.monotonic() - began < 8  # three seconds over, not the whole flood
+    other = await CollabClient.connect(server["url"], notebook, token=server["token"])
+    await other.close()  # the server and the room are fine
 
 
 # ---- 3. Origin with ?token=, and close code 1009 ------------------------------------------

@@ -31,6 +31,30 @@ class TokenBucket:
         return True
 
 
+class Overflow:
+    """Whether a connection keeps sending far past its rate limit (then it is closed).
+
+    Every refused request is still answered (docs/protocol.md), and that answer costs the
+    server as much as the request: a flooder that ignores `rate_limited` would take the CPU
+    the room needs. Refusing more than `rate` messages a second, `strikes` seconds running,
+    closes the connection; one burst past the limit never does.
+    """
+
+    def __init__(self, rate: float, strikes: int = 3) -> None:
+        self.rate, self.strikes = rate, strikes
+        self.window, self.refused, self.struck = time.monotonic(), 0, 0
+
+    def refuse(self) -> bool:
+        """Count one refused message; True when the connection should be closed."""
+        now = time.monotonic()
+        if now - self.window >= 1.0:
+            over = self.refused > self.rate and now - self.window < 2.0
+            self.struck = self.struck + 1 if over else 0
+            self.window, self.refused = now, 0
+        self.refused += 1
+        return self.struck >= self.strikes
+
+
 @dataclass(eq=False)
 class Account:
     """One connection's share: bytes its socket still has to send."""
