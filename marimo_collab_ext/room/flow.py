@@ -36,12 +36,14 @@ class Overflow:
 
     Every refused request is still answered (docs/protocol.md), and that answer costs the
     server as much as the request: a flooder that ignores `rate_limited` would take the CPU
-    the room needs. Refusing more than `rate` messages a second, `strikes` seconds running,
-    closes the connection; one burst past the limit never does.
+    the room needs. Refusing more than a tenth of `rate` messages a second (at least 10),
+    `strikes` seconds running, closes the connection; one burst past the limit never does, and
+    a client that slows down when told never gets there. A tenth, because a flooder is read
+    only as fast as the server keeps up, which is far below what it sends.
     """
 
     def __init__(self, rate: float, strikes: int = 3) -> None:
-        self.rate, self.strikes = rate, strikes
+        self.rate, self.strikes = max(10.0, rate / 10), strikes
         self.window, self.refused, self.struck = time.monotonic(), 0, 0
 
     def refuse(self) -> bool:

@@ -89,7 +89,7 @@ class Room:
         # the server's own save from another program's change.
         self.pending_save: dict | None = None
         # Cursors are relayed at most every `cursor_interval`, the latest of each peer only.
-        self._cursors_moved: set[str] = set()
+        self._cursors_moved: dict[str, None] = {}  # an ordered set: who waits longest goes first
         self._cursors_sent_at = float("-inf")
         self._cursor_timer: asyncio.TimerHandle | None = None
 
@@ -643,7 +643,7 @@ class Room:
                 raise BadRequest("cursor position is past the end of the cell")
         peer.cursor = {"document_id": cell_id, "version": version, "anchor": anchor,
                        "head": head}
-        self._cursors_moved.add(peer.peer_id)
+        self._cursors_moved[peer.peer_id] = None
         if self._cursor_timer is None:
             wait = self._cursors_sent_at + self.settings.cursor_interval - time.monotonic()
             if wait <= 0:
@@ -656,12 +656,24 @@ class Room:
         """Relay the cursors moved since the last relay (a joiner gets them all in `join`)."""
         self._cursor_timer = None
         self._cursors_sent_at = time.monotonic()
-        moved, self._cursors_moved = self._cursors_moved, set()
+        # One cursor per person per relay: a person's many sockets (a flood from 30 tabs)
+        # cost the room what one tab costs; the others wait for the next relays, in turn.
+        moved, waiting, people = self._cursors_moved, {}, set()
+        self._cursors_moved = waiting
         for peer_id in moved:
             peer = self.presence.peers.get(peer_id)
-            if peer is not None and peer.cursor is not None:
-                self.broadcast({"type": "cursor", "peer_id": peer_id, **peer.cursor},
-                               exclude=peer_id)
+            if peer is None or peer.cursor is None:
+                continue
+            person = peer.user.get("username")
+            if person in people:
+                waiting[peer_id] = None
+                continue
+            people.add(person)
+            self.broadcast({"type": "cursor", "peer_id": peer_id, **peer.cursor},
+                           exclude=peer_id)
+        if waiting:
+            self._cursor_timer = asyncio.get_running_loop().call_later(
+                self.settings.cursor_interval, self._relay_cursors)
 
     # ---- durability ---------------------------------------------------------------------
 
